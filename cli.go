@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rorokube/roro/core/workspace"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes: 0 success, 1 the command failed, 2 the command line was wrong.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError marks a mistake on the command line, which exits with exitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// options are the flags every subcommand shares.
+type options struct {
+	workspace string
+	output    string
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+// run executes roro with args and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts := &options{stdout: stdout, stderr: stderr}
+	root := newRootCommand(opts)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "roro: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "Run 'roro --help' for usage.")
+		return exitUsage
+	}
+	return exitFail
+}
+
+func newRootCommand(opts *options) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "roro",
+		Short: "Docker Compose for Kubernetes: apps from manifests, kept in git, run with an explicit lifecycle",
+		Long: `Roro groups Kubernetes manifests into apps, keeps their configuration as JSON in a git
+repo (the workspace), and runs them with an explicit lifecycle. No controller runs in the
+cluster: roro applies, watches and forwards from your machine.
+
+Run without a subcommand, roro shows the workspace found in the current folder or a parent
+(or the one given with --workspace). The window and the tray icon arrive with the GUI; until
+then this overview is printed.`,
+		Example: `  roro                              overview of the workspace in this folder
+  roro --workspace fixtures/demo    overview of the demo workspace
+  roro -o json                      the same, for scripts
+  roro version`,
+		Args:          noArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOverview(opts)
+		},
+	}
+	root.PersistentFlags().StringVarP(&opts.workspace, "workspace", "w", os.Getenv("RORO_WORKSPACE"),
+		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
+	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newVersionCommand(opts))
+	return root
+}
+
+// noArgs rejects positional arguments, naming an unknown subcommand as such.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return usageError{fmt.Errorf("%q takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))}
+}
+
+func newVersionCommand(opts *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print roro's version and the Go version it was built with",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			goVersion := "unknown"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+			}
+			if err := checkOutput(opts.output); err != nil {
+				return err
+			}
+			if opts.output == "json" {
+				return writeJSON(opts.stdout, map[string]string{"version": version, "go": goVersion})
+			}
+			_, err := fmt.Fprintf(opts.stdout, "roro %s (%s)\n", version, goVersion)
+			return err
+		},
+	}
+}
+
+func checkOutput(output string) error {
+	switch output {
+	case "text", "json":
+		return nil
+	}
+	return usageError{fmt.Errorf("--output %q is not supported: use text or json", output)}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// loadWorkspace finds and loads the workspace named by --workspace or found from the
+// current folder.
+func loadWorkspace(opts *options) (*workspace.Workspace, error) {
+	dir := opts.workspace
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		if dir, err = workspace.Find(wd); err != nil {
+			return nil, err
+		}
+	}
+	return workspace.Load(dir)
+}
+
+// appSummary is one row of the overview, also its JSON form.
+type appSummary struct {
+	Name      string   `json:"name"`
+	Group     string   `json:"group,omitempty"`
+	Engine    string   `json:"engine"`
+	Namespace string   `json:"namespace"`
+	DependsOn []string `json:"dependsOn,omitempty"`
+	Forwards  []string `json:"forwards,omitempty"`
+	Instances []string `json:"instances,omitempty"`
+}
+
+func summarize(app *workspace.App) appSummary {
+	s := appSummary{
+		Name:      app.Name,
+		Group:     app.File.Group,
+		Engine:    app.Engine(),
+		Namespace: app.Namespace(),
+		DependsOn: app.File.DependsOn,
+		Instances: app.InstanceNames(),
+	}
+	for _, f := range app.File.Forwards {
+		s.Forwards = append(s.Forwards, f.Target+" "+strings.Join(f.Ports, ","))
+	}
+	return s
+}
+
+func runOverview(opts *options) error {
+	if err := checkOutput(opts.output); err != nil {
+		return err
+	}
+	ws, err := loadWorkspace(opts)
+	if err != nil {
+		return err
+	}
+	rows := make([]appSummary, 0, len(ws.Apps))
+	for _, a := range ws.Apps {
+		rows = append(rows, summarize(a))
+	}
+	if opts.output == "json" {
+		return writeJSON(opts.stdout, map[string]any{
+			"workspace": ws.File.Name, "dir": ws.Dir,
+			"defaultEnvironment": ws.File.DefaultEnvironment, "environments": ws.EnvironmentNames(),
+			"apps": rows,
+		})
+	}
+	fmt.Fprintf(opts.stdout, "Workspace %s (%s)\nEnvironments: %s (default %s)\n\n", ws.File.Name, ws.Dir,
+		strings.Join(ws.EnvironmentNames(), ", "), orDash(ws.File.DefaultEnvironment))
+	tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tGROUP\tENGINE\tNAMESPACE\tDEPENDS ON\tFORWARDS\tINSTANCES")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, orDash(r.Group), r.Engine, r.Namespace,
+			orDash(strings.Join(r.DependsOn, ",")), orDash(strings.Join(r.Forwards, "; ")),
+			orDash(strings.Join(r.Instances, ",")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(opts.stdout, "\nThe window and the tray icon are not built yet; until they are, `roro` prints this overview.")
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+package workspace
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Find walks up from dir to the first folder holding roro.json and returns that folder.
+func Find(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, FileName)); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no %s in %s or any parent folder: run `roro init` or pass --workspace", FileName, abs)
+		}
+	}
+}
+
+// Load reads and checks the workspace rooted at dir. Every problem found is returned,
+// joined, so a user fixes them all in one pass.
+func Load(dir string) (*Workspace, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	ws := &Workspace{Dir: abs}
+	path := filepath.Join(abs, FileName)
+	if err := decodeFile(path, &ws.File); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if ws.File.Name == "" {
+		errs = append(errs, fmt.Errorf("%s: field \"name\" is required: name the workspace", path))
+	}
+	if ws.File.DefaultEnvironment != "" {
+		if _, ok := ws.File.Environments[ws.File.DefaultEnvironment]; !ok {
+			errs = append(errs, fmt.Errorf("%s: defaultEnvironment %q is not in \"environments\" (have %s)",
+				path, ws.File.DefaultEnvironment, strings.Join(ws.EnvironmentNames(), ", ")))
+		}
+	}
+	dirs, err := memberDirs(abs, ws.File.Members)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+	}
+	seen := map[string]string{}
+	for _, d := range dirs {
+		app, err := loadApp(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if other, dup := seen[app.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s: app name %q is already used by %s: rename one of them",
+				filepath.Join(d, AppFileName), app.Name, filepath.Join(other, AppFileName)))
+			continue
+		}
+		seen[app.Name] = d
+		ws.Apps = append(ws.Apps, app)
+	}
+	for _, app := range ws.Apps {
+		for _, dep := range app.File.DependsOn {
+			if _, ok := seen[dep]; !ok {
+				errs = append(errs, fmt.Errorf("%s: dependsOn names %q, which is not an app of this workspace",
+					filepath.Join(app.Dir, AppFileName), dep))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ws, nil
+}
+
+// App returns the app with the given name, or nil.
+func (w *Workspace) App(name string) *App {
+	for _, a := range w.Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// EnvironmentNames lists the workspace's environments in sorted order.
+func (w *Workspace) EnvironmentNames() []string {
+	names := make([]string, 0, len(w.File.Environments))
+	for n := range w.File.Environments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// memberDirs expands the member globs into the sorted, de-duplicated folders that hold an
+// app.json.
+func memberDirs(root string, globs []string) ([]string, error) {
+	if len(globs) == 0 {
+		return nil, errors.New(`field "members" is empty: list the app folders, for example ["apps/*"]`)
+	}
+	set := map[string]bool{}
+	for _, g := range globs {
+		if filepath.IsAbs(g) || strings.HasPrefix(filepath.Clean(g), "..") {
+			return nil, fmt.Errorf("member %q leaves the workspace: use a path relative to it", g)
+		}
+		matches, err := filepath.Glob(filepath.Join(root, g))
+		if err != nil {
+			return nil, fmt.Errorf("member %q: %w", g, err)
+		}
+		for _, m := range matches {
+			if _, err := os.Stat(filepath.Join(m, AppFileName)); err == nil {
+				set[m] = true
+			}
+		}
+	}
+	dirs := make([]string, 0, len(set))
+	for d := range set {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return dirs, nil
+}
+
+func loadApp(dir string) (*App, error) {
+	path := filepath.Join(dir, AppFileName)
+	app := &App{Dir: dir, Name: filepath.Base(dir)}
+	if err := decodeFile(path, &app.File); err != nil {
+		return nil, err
+	}
+	if app.File.Name != "" {
+		app.Name = app.File.Name
+	}
+	if msgs := validation.IsDNS1123Label(app.Name); len(msgs) > 0 {
+		return nil, fmt.Errorf("%s: app name %q is not a valid Kubernetes name: %s", path, app.Name, strings.Join(msgs, "; "))
+	}
+	switch app.File.Engine {
+	case "", "go", "handlebars", "jinja":
+	default:
+		return nil, fmt.Errorf("%s: engine %q is unknown: use \"go\", \"handlebars\" or \"jinja\"", path, app.File.Engine)
+	}
+	return app, nil
+}
+
+// decodeFile reads one JSON file strictly: unknown fields and wrong types are errors that name
+// the file, line and column.
+func decodeFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		offset := dec.InputOffset()
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			offset = syn.Offset
+		case errors.As(err, &typ):
+			offset = typ.Offset
+		}
+		line, col := position(data, offset)
+		return fmt.Errorf("%s:%d:%d: %s", path, line, col, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		line, col := position(data, dec.InputOffset())
+		return fmt.Errorf("%s:%d:%d: unexpected data after the JSON object", path, line, col)
+	}
+	return nil
+}
+
+// position turns a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}

@@ -1,0 +1,44 @@
+# Roro's recipes. `ci/just RECIPE` runs them on a fresh machine (it installs just when missing);
+# where just is installed, `just RECIPE` is the same.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Gio builds without Vulkan headers; Wayland stays in (see README "Building").
+tags := "novulkan"
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Build roro and open it on the demo workspace
+run *ARGS: build
+    bin/roro --workspace fixtures/demo {{ARGS}}
+
+# Run every test against a real local control plane (started here, torn down after)
+test *ARGS:
+    ci/test {{ARGS}}
+
+# Run the benchmarks against the local control plane and print their figures
+bench *ARGS:
+    ci/bench {{ARGS}}
+
+# Build bin/roro
+build: deps
+    go build -tags {{tags}} -o bin/roro .
+
+# Install the Debian packages the build and the tests need (quick when all are present)
+deps:
+    ci/deps
+
+# Start the local test control plane (or reuse the running one) and print its exports
+cluster-up: deps
+    ci/cluster up
+    @ci/cluster env
+
+# Stop the local test control plane and remove its state
+cluster-down:
+    ci/cluster down
+
+# Check formatting (gofmt) and run go vet
+lint: deps
+    ci/lint
