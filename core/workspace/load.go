@@ -171,6 +171,12 @@ func decodeFile(path string, v any) error {
 			offset = syn.Offset
 		case errors.As(err, &typ):
 			offset = typ.Offset
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			// The decoder stops after the field's value; point at its key instead.
+			key := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			if i := bytes.LastIndex(data[:offset], []byte(key)); i >= 0 {
+				offset = int64(i)
+			}
 		}
 		line, col := position(data, offset)
 		return fmt.Errorf("%s:%d:%d: %s", path, line, col, strings.TrimPrefix(err.Error(), "json: "))

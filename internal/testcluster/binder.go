@@ -32,8 +32,13 @@ func Echo(_ string, conn net.Conn) { _, _ = io.Copy(conn, conn) }
 // Binder plays the kubelet's part in port-forward tests. Every pod that matches its selector
 // gets its own local TCP server and a kwok PortForward (owned by the pod, so the garbage
 // collector removes it with the pod) that sends the pod's port-forward streams there. When
-// the pod is deleted, the Binder closes that server and every connection it holds, as a
-// real kubelet kills the streams of a dead pod.
+// the pod is deleted, the Binder closes that server and resets every connection it holds, as
+// a dying container does.
+//
+// One difference from a real kubelet remains: kwok's tunnel waits for both directions, so it
+// ends a stream whose target died only when the client next writes to it (containerd ends it
+// within a second). Code under test must not rely on the kubelet to end streams of deleted
+// pods; roro's forwards close them on the pod's deletion themselves.
 type Binder struct {
 	cluster *Cluster
 	ns      string
@@ -60,6 +65,13 @@ type PodServer struct {
 
 // Accepted counts the connections this pod's server has accepted.
 func (s *PodServer) Accepted() int64 { return s.accepted.Load() }
+
+// Open counts the connections the server holds now.
+func (s *PodServer) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
 
 // Closed reports whether the pod is gone and its server closed.
 func (s *PodServer) Closed() bool {
@@ -107,6 +119,7 @@ func (s *PodServer) close() {
 			_ = tc.SetLinger(0) // a reset, like a killed container
 		}
 		c.Close()
+		delete(s.conns, c)
 	}
 }
 
