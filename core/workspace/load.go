@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Find walks up from dir to the first folder holding roro.json and returns that folder.
@@ -57,9 +55,9 @@ func Load(dir string) (*Workspace, error) {
 	}
 	seen := map[string]string{}
 	for _, d := range dirs {
-		app, err := loadApp(d)
-		if err != nil {
-			errs = append(errs, err)
+		app, appErrs := loadApp(ws, d)
+		errs = append(errs, appErrs...)
+		if app == nil {
 			continue
 		}
 		if other, dup := seen[app.Name]; dup {
@@ -73,13 +71,16 @@ func Load(dir string) (*Workspace, error) {
 	for _, app := range ws.Apps {
 		for _, dep := range app.File.DependsOn {
 			if _, ok := seen[dep]; !ok {
-				errs = append(errs, fmt.Errorf("%s: dependsOn names %q, which is not an app of this workspace",
-					filepath.Join(app.Dir, AppFileName), dep))
+				errs = append(errs, fmt.Errorf("%s: dependsOn names %q, which is not an app of this workspace%s",
+					filepath.Join(app.Dir, AppFileName), dep, suggest(dep, ws.AppNames())))
 			}
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
+	}
+	if err := checkCycles(ws); err != nil {
+		return nil, err
 	}
 	return ws, nil
 }
@@ -92,6 +93,15 @@ func (w *Workspace) App(name string) *App {
 		}
 	}
 	return nil
+}
+
+// AppNames lists the apps' names in workspace order.
+func (w *Workspace) AppNames() []string {
+	names := make([]string, len(w.Apps))
+	for i, a := range w.Apps {
+		names[i] = a.Name
+	}
+	return names
 }
 
 // EnvironmentNames lists the workspace's environments in sorted order.
@@ -133,26 +143,6 @@ func memberDirs(root string, globs []string) ([]string, error) {
 	return dirs, nil
 }
 
-func loadApp(dir string) (*App, error) {
-	path := filepath.Join(dir, AppFileName)
-	app := &App{Dir: dir, Name: filepath.Base(dir)}
-	if err := decodeFile(path, &app.File); err != nil {
-		return nil, err
-	}
-	if app.File.Name != "" {
-		app.Name = app.File.Name
-	}
-	if msgs := validation.IsDNS1123Label(app.Name); len(msgs) > 0 {
-		return nil, fmt.Errorf("%s: app name %q is not a valid Kubernetes name: %s", path, app.Name, strings.Join(msgs, "; "))
-	}
-	switch app.File.Engine {
-	case "", "go", "handlebars", "jinja":
-	default:
-		return nil, fmt.Errorf("%s: engine %q is unknown: use \"go\", \"handlebars\" or \"jinja\"", path, app.File.Engine)
-	}
-	return app, nil
-}
-
 // decodeFile reads one JSON file strictly: unknown fields and wrong types are errors that name
 // the file, line and column.
 func decodeFile(path string, v any) error {
@@ -179,7 +169,11 @@ func decodeFile(path string, v any) error {
 			}
 		}
 		line, col := position(data, offset)
-		return fmt.Errorf("%s:%d:%d: %s", path, line, col, strings.TrimPrefix(err.Error(), "json: "))
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if field, ok := strings.CutPrefix(msg, "unknown field "); ok {
+			msg += suggest(strings.Trim(field, `"`), knownFields(v))
+		}
+		return fmt.Errorf("%s:%d:%d: %s", path, line, col, msg)
 	}
 	if dec.More() {
 		line, col := position(data, dec.InputOffset())

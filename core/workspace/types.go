@@ -55,10 +55,14 @@ type Sync struct {
 // App is one app: a group of manifests with its values, env, forwards and instances.
 type App struct {
 	// Name is the app's name: the folder name unless app.json sets one.
-	Name string `json:"-"`
+	Name string
 	// Dir is the absolute path of the app's folder.
-	Dir  string  `json:"-"`
-	File AppFile `json:"-"`
+	Dir  string
+	File AppFile
+	// Manifests are the files the manifest globs matched, relative to Dir, sorted, each once.
+	Manifests []string
+	// EnvValues holds values/<env>.json by environment name.
+	EnvValues map[string]map[string]any
 }
 
 // AppFile is the content of app.json.

@@ -1,0 +1,133 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+	"sigs.k8s.io/yaml"
+)
+
+// executeGo renders with text/template, sprig v3 and the Helm functions Helm users reach
+// for: include, tpl, toYaml, fromYaml, toJson, fromJson and required. A missing map key is
+// an error, never "<no value>".
+func executeGo(files []File, data map[string]any) ([]Output, error) {
+	var root *template.Template
+	funcs := sprig.TxtFuncMap()
+	// Templates must not read the host environment behind the workspace's back; env sources
+	// are declared in app.json. Helm removes these two for the same reason.
+	delete(funcs, "env")
+	delete(funcs, "expandenv")
+	funcs["toYaml"] = toYAML
+	funcs["fromYaml"] = fromYAML
+	funcs["fromJson"] = fromJSON
+	funcs["required"] = required
+	funcs["include"] = func(name string, data any) (string, error) {
+		var buf bytes.Buffer
+		if err := root.ExecuteTemplate(&buf, name, data); err != nil {
+			return "", err
+		}
+		return buf.String(), nil
+	}
+	funcs["tpl"] = func(text string, data any) (string, error) {
+		t, err := root.Clone()
+		if err != nil {
+			return "", err
+		}
+		t, err = t.New("tpl").Parse(text)
+		if err != nil {
+			return "", err
+		}
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, data); err != nil {
+			return "", err
+		}
+		return buf.String(), nil
+	}
+	root = template.New("").Option("missingkey=error").Funcs(funcs)
+	for _, f := range files {
+		if _, err := root.New(f.Name).Parse(string(f.Source)); err != nil {
+			return nil, goError(f.Name, err)
+		}
+	}
+	var out []Output
+	for _, f := range files {
+		if f.Helper() {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := root.ExecuteTemplate(&buf, f.Name, data); err != nil {
+			return nil, goError(f.Name, err)
+		}
+		out = append(out, Output{File: f.Name, Data: buf.Bytes()})
+	}
+	return out, nil
+}
+
+// goErrRe matches text/template's "template: NAME:LINE[:COL]: MESSAGE".
+var goErrRe = regexp.MustCompile(`^template: (.+?):(\d+)(?::(\d+))?: (.*)$`)
+
+// noEntryRe matches the message of a missing map key, with the expression that asked for it.
+var noEntryRe = regexp.MustCompile(`executing ".*?" at <(.+?)>: map has no entry for key "(.*?)"`)
+
+func goError(file string, err error) error {
+	msg := err.Error()
+	// An error inside include or tpl nests; the innermost location is the useful one.
+	if i := strings.LastIndex(msg, "template: "); i > 0 {
+		msg = msg[i:]
+	}
+	e := &TemplateError{File: file, Msg: msg}
+	if m := goErrRe.FindStringSubmatch(msg); m != nil {
+		e.File = m[1]
+		e.Line, _ = strconv.Atoi(m[2])
+		if m[3] != "" {
+			e.Column, _ = strconv.Atoi(m[3])
+		}
+		e.Msg = m[4]
+	}
+	if m := noEntryRe.FindStringSubmatch(e.Msg); m != nil {
+		e.Msg = fmt.Sprintf("value %s is missing (no key %q): %s", m[1], m[2], missingValueHint)
+	}
+	return e
+}
+
+func toYAML(v any) (string, error) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
+}
+
+func fromYAML(s string) (map[string]any, error) {
+	m := map[string]any{}
+	if err := yaml.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("fromYaml: %w", err)
+	}
+	return m, nil
+}
+
+func fromJSON(s string) (any, error) {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("fromJson: %w", err)
+	}
+	return v, nil
+}
+
+// required fails the render with msg when v is nil or empty, as Helm's required does.
+func required(msg string, v any) (any, error) {
+	if v == nil {
+		return nil, errors.New(msg)
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return nil, errors.New(msg)
+	}
+	return v, nil
+}
