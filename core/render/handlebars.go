@@ -18,10 +18,12 @@ var roots = map[string]bool{"Values": true, "Env": true, "App": true, "Instance"
 // handlebarsHelpers are the helpers every handlebars template gets, beside the built-in
 // if/unless/each/with/lookup.
 var handlebarsHelpers = map[string]any{
-	"quote":  func(v any) raymond.SafeString { return raymond.SafeString(fmt.Sprintf("%q", str(v))) },
-	"upper":  func(v any) raymond.SafeString { return raymond.SafeString(strings.ToUpper(str(v))) },
-	"lower":  func(v any) raymond.SafeString { return raymond.SafeString(strings.ToLower(str(v))) },
-	"b64enc": func(v any) raymond.SafeString { return raymond.SafeString(base64.StdEncoding.EncodeToString([]byte(str(v)))) },
+	"quote": func(v any) raymond.SafeString { return raymond.SafeString(fmt.Sprintf("%q", str(v))) },
+	"upper": func(v any) raymond.SafeString { return raymond.SafeString(strings.ToUpper(str(v))) },
+	"lower": func(v any) raymond.SafeString { return raymond.SafeString(strings.ToLower(str(v))) },
+	"b64enc": func(v any) raymond.SafeString {
+		return raymond.SafeString(base64.StdEncoding.EncodeToString([]byte(str(v))))
+	},
 	"toJson": func(v any) raymond.SafeString {
 		b, _ := json.Marshal(plain(v))
 		return raymond.SafeString(b)
