@@ -86,7 +86,7 @@ then this overview is printed.`,
 		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
 	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCommand(opts))
+	root.AddCommand(newVersionCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts))
 	return root
 }
 
@@ -137,18 +137,24 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// loadWorkspace finds and loads the workspace named by --workspace or found from the
+// workspaceDir is the workspace named by --workspace, or the nearest one up from the
 // current folder.
+func workspaceDir(opts *options) (string, error) {
+	if opts.workspace != "" {
+		return opts.workspace, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return workspace.Find(wd)
+}
+
+// loadWorkspace finds and loads the workspace.
 func loadWorkspace(opts *options) (*workspace.Workspace, error) {
-	dir := opts.workspace
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		if dir, err = workspace.Find(wd); err != nil {
-			return nil, err
-		}
+	dir, err := workspaceDir(opts)
+	if err != nil {
+		return nil, err
 	}
 	return workspace.Load(dir)
 }

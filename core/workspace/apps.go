@@ -183,6 +183,7 @@ func loadEnvValues(ws *Workspace, dir string) (map[string]map[string]any, error)
 			errs = append(errs, err)
 			continue
 		}
+		delete(values, "$schema")
 		out[env] = values
 	}
 	return out, errors.Join(errs...)
