@@ -250,4 +250,3 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		return nil
 	}
 }
-
