@@ -182,7 +182,9 @@ the exit code is 1 when there is any.`,
 			}
 			// Host variables differ per machine: validate templates with placeholders.
 			placeholder := func(name string) (string, bool) { return "<" + name + ">", true }
-			var errs []error
+			// The same problem in several environments is reported once, naming them all.
+			var order []string
+			envsOf := map[string][]string{}
 			instances, objects := 0, 0
 			envs := ws.EnvironmentNames()
 			if len(envs) == 0 {
@@ -196,7 +198,11 @@ the exit code is 1 when there is any.`,
 						}
 						res, _, err := renderApp(cmd.Context(), ws, app, renderFlags{env: env, instance: inst}, nil, placeholder)
 						if err != nil {
-							errs = append(errs, fmt.Errorf("environment %s: %w", env, err))
+							msg := err.Error()
+							if _, seen := envsOf[msg]; !seen {
+								order = append(order, msg)
+							}
+							envsOf[msg] = append(envsOf[msg], env)
 							continue
 						}
 						instances++
@@ -204,7 +210,11 @@ the exit code is 1 when there is any.`,
 					}
 				}
 			}
-			if len(errs) > 0 {
+			if len(order) > 0 {
+				errs := make([]error, len(order))
+				for i, msg := range order {
+					errs[i] = fmt.Errorf("%s (environment %s)", msg, strings.Join(envsOf[msg], ", "))
+				}
 				return problems(opts, errs)
 			}
 			if opts.output == "json" {

@@ -123,9 +123,13 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 		}
 		files = append(files, File{Name: rel, Source: src})
 	}
+	where := "app " + app.Name
+	if inst.Name != workspace.DefaultInstance {
+		where += " instance " + inst.Name
+	}
 	outputs, err := Execute(app.Engine(), files, ctx)
 	if err != nil {
-		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	res := &Result{App: app.Name, Instance: inst, Environment: env, Values: values,
 		ApplySet: NewApplySet(app.Name, inst)}
@@ -133,7 +137,7 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 	for _, out := range outputs {
 		objs, err := Decode(out)
 		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", app.Name, err)
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		res.Objects = append(res.Objects, objs...)
 		for range objs {

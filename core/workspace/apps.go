@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
+
+// suffixRe is what an instance's name suffix may hold; its length is checked on the names
+// it makes.
+var suffixRe = regexp.MustCompile(`^[-a-z0-9]+$`)
 
 // DefaultInstance names an app's default instance.
 const DefaultInstance = "default"
@@ -64,7 +69,7 @@ func loadApp(ws *Workspace, dir string) (*App, []error) {
 			fail("%s: give either \"suffix\" (share the app's namespace) or \"namespace\", not both", where)
 		}
 		if inst.Suffix != "" {
-			if msgs := validation.IsDNS1123Label("x" + inst.Suffix); len(msgs) > 0 {
+			if !suffixRe.MatchString(inst.Suffix) {
 				fail("%s.suffix: %q may hold only lower-case letters, digits and '-'", where, inst.Suffix)
 			}
 		}
