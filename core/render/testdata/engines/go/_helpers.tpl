@@ -1,0 +1,4 @@
+{{- define "labels" -}}
+tier: {{ .Values.tier }}
+env: {{ .Environment.Name }}
+{{- end -}}
