@@ -106,5 +106,3 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
-
-
