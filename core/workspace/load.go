@@ -150,6 +150,11 @@ func decodeFile(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
+	return decode(path, data, v)
+}
+
+// decode is decodeFile on data already read.
+func decode(path string, data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
