@@ -141,6 +141,15 @@ func executeHandlebars(files []File, data map[string]any) ([]Output, error) {
 // checkPaths walks the template and reports the first path rooted at a context root that
 // does not resolve in data.
 func checkPaths(file string, prog *ast.Program, data map[string]any) error {
+	guarded := map[string]int{} // paths an enclosing {{#if}} has tested
+	check := func(p *ast.PathExpression) error {
+		for g, n := range guarded {
+			if n > 0 && (p.Original == g || strings.HasPrefix(p.Original, g+".")) {
+				return nil
+			}
+		}
+		return checkPath(file, p, data)
+	}
 	var walk func(n ast.Node) error
 	checkExpr := func(e *ast.Expression, conditional bool) error {
 		if e == nil {
@@ -150,7 +159,7 @@ func checkPaths(file string, prog *ast.Program, data map[string]any) error {
 		helperCall := len(e.Params) > 0 || e.Hash != nil
 		if p, ok := e.Path.(*ast.PathExpression); ok && !helperCall {
 			if _, isHelper := handlebarsHelpers[p.Original]; !isHelper && !conditional {
-				if err := checkPath(file, p, data); err != nil {
+				if err := check(p); err != nil {
 					return err
 				}
 			}
@@ -190,22 +199,41 @@ func checkPaths(file string, prog *ast.Program, data map[string]any) error {
 			if p, ok := n.Expression.Path.(*ast.PathExpression); ok {
 				helper = p.Original
 			}
-			// {{#if X}} and {{#unless X}} exist to test whether X is set.
-			if err := checkExpr(n.Expression, helper == "if" || helper == "unless"); err != nil {
+			// {{#if X}} and {{#unless X}} exist to test whether X is set, and X may be used
+			// in the branch where it is.
+			conditional := helper == "if" || helper == "unless"
+			if err := checkExpr(n.Expression, conditional); err != nil {
 				return err
 			}
-			if n.Program != nil {
-				if err := walk(n.Program); err != nil {
+			var tested string
+			if conditional && len(n.Expression.Params) == 1 {
+				if p, ok := n.Expression.Params[0].(*ast.PathExpression); ok {
+					tested = p.Original
+				}
+			}
+			setBranch, unsetBranch := n.Program, n.Inverse
+			if helper == "unless" {
+				setBranch, unsetBranch = n.Inverse, n.Program
+			}
+			if setBranch != nil {
+				if tested != "" {
+					guarded[tested]++
+				}
+				err := walk(setBranch)
+				if tested != "" {
+					guarded[tested]--
+				}
+				if err != nil {
 					return err
 				}
 			}
-			if n.Inverse != nil {
-				return walk(n.Inverse)
+			if unsetBranch != nil {
+				return walk(unsetBranch)
 			}
 		case *ast.SubExpression:
 			return checkExpr(n.Expression, false)
 		case *ast.PathExpression:
-			return checkPath(file, n, data)
+			return check(n)
 		}
 		return nil
 	}
