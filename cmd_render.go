@@ -126,38 +126,55 @@ func renderApp(ctx context.Context, ws *workspace.Workspace, app *workspace.App,
 // printObjects writes objects as multi-document YAML or a JSON v1 List, with every
 // occurrence of a secret value masked.
 func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, secrets []string) error {
-	var out []byte
+	items := make([]any, len(objs))
+	for i, o := range objs {
+		items[i] = mask(o.Object, secrets)
+	}
 	if format == "json" {
-		items := make([]any, len(objs))
-		for i, o := range objs {
-			items[i] = o.Object
-		}
-		list := map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
-		var buf strings.Builder
-		if err := writeJSON(&buf, list); err != nil {
+		return writeJSON(w, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	}
+	for i, item := range items {
+		b, err := yaml.Marshal(item)
+		if err != nil {
 			return err
 		}
-		out = []byte(buf.String())
-	} else {
-		for i, o := range objs {
-			b, err := yaml.Marshal(o.Object)
-			if err != nil {
-				return err
-			}
-			if i > 0 {
-				out = append(out, "---\n"...)
-			}
-			out = append(out, b...)
+		if i > 0 {
+			b = append([]byte("---\n"), b...)
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
 		}
 	}
-	text := string(out)
-	for _, s := range secrets {
-		if s != "" {
-			text = strings.ReplaceAll(text, s, "******")
+	return nil
+}
+
+// secretMask replaces secret values in output.
+const secretMask = "******"
+
+// mask returns a copy of v in which every occurrence of a secret in a string is masked.
+func mask(v any, secrets []string) any {
+	switch v := v.(type) {
+	case string:
+		for _, s := range secrets {
+			if s != "" {
+				v = strings.ReplaceAll(v, s, secretMask)
+			}
 		}
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = mask(x, secrets)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = mask(x, secrets)
+		}
+		return out
 	}
-	_, err := io.WriteString(w, text)
-	return err
+	return v
 }
 
 func newValidateCommand(opts *options) *cobra.Command {

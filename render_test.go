@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRenderCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "render", "api", "--env", "staging", "--instance", "pr-42",
+		"--set", "replicas=5", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var list struct {
+		Kind  string           `json:"kind"`
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if list.Kind != "List" || len(list.Items) != 3 {
+		t.Fatalf("kind %s with %d items, want a List of 3", list.Kind, len(list.Items))
+	}
+	dep := list.Items[0]
+	md := dep["metadata"].(map[string]any)
+	if md["namespace"] != "api-pr-42" || md["labels"].(map[string]any)["roro.dev/instance"] != "pr-42" {
+		t.Errorf("metadata %v", md)
+	}
+	if r := dep["spec"].(map[string]any)["replicas"]; r != float64(5) {
+		t.Errorf("replicas %v, want 5 from --set over staging's 3", r)
+	}
+	if !strings.Contains(errOut, "DATABASE_HOST, API_TOKEN come from cluster objects") {
+		t.Errorf("no note about placeholders: %s", errOut)
+	}
+}
+
+func TestRenderMasksSecretEnv(t *testing.T) {
+	dir := layout(t, map[string]string{
+		"roro.json":       `{"name": "t", "members": ["apps/*"]}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"], "env": [{"name": "TOKEN", "fromHost": "RORO_TEST_TOKEN", "secret": true}]}`,
+		"apps/a/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  token: {{ .Env.TOKEN }}\n",
+	})
+	t.Setenv("RORO_TEST_TOKEN", "s3cr3t-value")
+	code, out, errOut := runCLI(t, "--workspace", dir, "render", "a")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out, "s3cr3t-value") || !strings.Contains(out, "token: '******'") {
+		t.Errorf("secret not masked:\n%s", out)
+	}
+	_, out, _ = runCLI(t, "--workspace", dir, "render", "a", "--show-secrets")
+	if !strings.Contains(out, "token: s3cr3t-value") {
+		t.Errorf("--show-secrets did not show it:\n%s", out)
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"render"}, exitUsage, `"roro render" needs APP`},
+		{[]string{"render", "nope"}, exitFail, `no app "nope" in workspace demo (apps: api, db, web)`},
+		{[]string{"render", "api", "--env", "prod"}, exitFail, `environment "prod" is not in`},
+		{[]string{"render", "api", "--instance", "Bad_Name"}, exitFail, `instance "Bad_Name" of app api is not a valid name`},
+		{[]string{"render", "api", "--set", "novalue"}, exitUsage, `--set "novalue": want KEY=VALUE`},
+		{[]string{"render", "api", "-f", "missing.json"}, exitUsage, "--values: open missing.json"},
+		{[]string{"render", "api", "-o", "table"}, exitUsage, `--output "table" is not supported by render`},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCLI(t, append([]string{"--workspace", "fixtures/demo"}, tt.args...)...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+}
+
+func TestRenderValuesFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "v.yaml")
+	if err := os.WriteFile(f, []byte("replicas: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "render", "web", "-f", f)
+	if code != exitOK || !strings.Contains(out, "replicas: 7") {
+		t.Fatalf("exit %d, stderr %s\n%s", code, errOut, out)
+	}
+}
