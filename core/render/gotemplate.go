@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -19,15 +21,7 @@ import (
 // an error, never "<no value>".
 func executeGo(files []File, data map[string]any) ([]Output, error) {
 	var root *template.Template
-	funcs := sprig.TxtFuncMap()
-	// Templates must not read the host environment behind the workspace's back; env sources
-	// are declared in app.json. Helm removes these two for the same reason.
-	delete(funcs, "env")
-	delete(funcs, "expandenv")
-	funcs["toYaml"] = toYAML
-	funcs["fromYaml"] = fromYAML
-	funcs["fromJson"] = fromJSON
-	funcs["required"] = required
+	funcs := maps.Clone(baseFuncs())
 	funcs["include"] = func(name string, data any) (string, error) {
 		var buf bytes.Buffer
 		if err := root.ExecuteTemplate(&buf, name, data); err != nil {
@@ -69,6 +63,21 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 	}
 	return out, nil
 }
+
+// baseFuncs are the functions every go template gets that do not depend on the template set:
+// sprig's, and Helm's toYaml, fromYaml, fromJson and required. Built once; never modified.
+var baseFuncs = sync.OnceValue(func() template.FuncMap {
+	funcs := sprig.TxtFuncMap()
+	// Templates must not read the host environment behind the workspace's back; env sources
+	// are declared in app.json. Helm removes these two for the same reason.
+	delete(funcs, "env")
+	delete(funcs, "expandenv")
+	funcs["toYaml"] = toYAML
+	funcs["fromYaml"] = fromYAML
+	funcs["fromJson"] = fromJSON
+	funcs["required"] = required
+	return funcs
+})
 
 // goErrRe matches text/template's "template: NAME:LINE[:COL]: MESSAGE".
 var goErrRe = regexp.MustCompile(`^template: (.+?):(\d+)(?::(\d+))?: (.*)$`)

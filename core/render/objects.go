@@ -1,7 +1,6 @@
 package render
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -80,23 +79,22 @@ type document struct {
 // splitDocuments splits YAML at lines that are "---" (optionally followed by a comment).
 func splitDocuments(data []byte) []document {
 	var docs []document
-	var cur bytes.Buffer
-	start, line := 1, 0
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if t := strings.TrimRight(text, " \t"); t == "---" || strings.HasPrefix(t, "--- #") {
-			docs = append(docs, document{data: bytes.Clone(cur.Bytes()), line: start})
-			cur.Reset()
-			start = line + 1
-			continue
+	start, line, docStart := 0, 1, 1
+	for pos := 0; pos < len(data); {
+		end := bytes.IndexByte(data[pos:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = pos + end + 1
 		}
-		cur.WriteString(text)
-		cur.WriteByte('\n')
+		text := bytes.TrimRight(data[pos:next], " \t\r\n")
+		if bytes.Equal(text, []byte("---")) || bytes.HasPrefix(text, []byte("--- #")) {
+			docs = append(docs, document{data: data[start:pos], line: docStart})
+			start, docStart = next, line+1
+		}
+		pos = next
+		line++
 	}
-	return append(docs, document{data: cur.Bytes(), line: start})
+	return append(docs, document{data: data[start:], line: docStart})
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+)`)

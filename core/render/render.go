@@ -5,8 +5,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -151,19 +153,34 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 }
 
 // Workspace renders the given instance of every app, in workspace order, collecting every
-// error rather than stopping at the first.
+// error rather than stopping at the first. Apps render in parallel, one per CPU.
 func Workspace(ws *workspace.Workspace, req Request) ([]*Result, []error) {
-	var results []*Result
-	var errs []error
-	for _, app := range ws.Apps {
-		r, err := App(ws, app, req)
-		if err != nil {
-			errs = append(errs, err)
+	results := make([]*Result, len(ws.Apps))
+	errs := make([]error, len(ws.Apps))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(ws.Apps)) {
+		wg.Go(func() {
+			for i := range next {
+				results[i], errs[i] = App(ws, ws.Apps[i], req)
+			}
+		})
+	}
+	for i := range ws.Apps {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var ok []*Result
+	var failed []error
+	for i := range ws.Apps {
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
 			continue
 		}
-		results = append(results, r)
+		ok = append(ok, results[i])
 	}
-	return results, errs
+	return ok, failed
 }
 
 // Kinds lists the distinct kinds of the result's objects as "Kind.group" (kubectl's

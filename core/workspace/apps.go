@@ -127,6 +127,9 @@ func matchManifests(dir string, globs []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A match is inside the app when its real folder is and it is not a link out; the real
+	// folder is worked out once per folder.
+	realDirs := map[string]string{}
 	var out []string
 	for _, g := range globs {
 		if filepath.IsAbs(g) || slices.Contains(strings.Split(filepath.ToSlash(g), "/"), "..") {
@@ -142,7 +145,7 @@ func matchManifests(dir string, globs []string) ([]string, error) {
 			if err != nil || info.IsDir() {
 				continue
 			}
-			real, err := filepath.EvalSymlinks(m)
+			real, err := realPath(m, realDirs)
 			if err != nil {
 				return nil, fmt.Errorf("manifests: %s: %w", m, err)
 			}
@@ -159,6 +162,26 @@ func matchManifests(dir string, globs []string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// realPath resolves the symbolic links of path, remembering each folder's real path in dirs.
+func realPath(path string, dirs map[string]string) (string, error) {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if info.Mode()&os.ModeSymlink != 0 {
+		return filepath.EvalSymlinks(path)
+	}
+	dir := filepath.Dir(path)
+	real, ok := dirs[dir]
+	if !ok {
+		if real, err = filepath.EvalSymlinks(dir); err != nil {
+			return "", err
+		}
+		dirs[dir] = real
+	}
+	return filepath.Join(real, filepath.Base(path)), nil
 }
 
 // loadEnvValues reads values/<env>.json for every file there; each must name an environment.
