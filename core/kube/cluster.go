@@ -1,0 +1,161 @@
+// Package kube talks to clusters for roro: connection through kubeconfig contexts,
+// server-side apply and dry run, ApplySet inventories and pruning, deletion, health with
+// kstatus, and env read from objects with JSONPath. It knows nothing about the UI.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// FieldManager is roro's server-side-apply field manager.
+const FieldManager = "roro"
+
+// DefaultTimeout bounds one request to the API server, and how long Connect waits for a
+// cluster that does not answer.
+const DefaultTimeout = 5 * time.Second
+
+// ConnectOptions says which cluster to talk to, the way kubectl does.
+type ConnectOptions struct {
+	// Kubeconfig is a kubeconfig path; empty follows KUBECONFIG, then ~/.kube/config.
+	Kubeconfig string
+	// Context is the kubeconfig context; empty means the current one.
+	Context string
+	// Timeout bounds each request and the reachability check; default DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Cluster is a connection to one cluster.
+type Cluster struct {
+	// Context is the kubeconfig context in use, and Server the API server's URL.
+	Context, Server string
+	// Config has no overall request timeout (watches and log streams run long); Kube and
+	// Dynamic calls are bounded by their context, which roro's callers always set.
+	Config  *rest.Config
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	Mapper  meta.ResettableRESTMapper
+	Timeout time.Duration
+}
+
+// Connect loads the kubeconfig, builds clients and checks the API server answers within the
+// timeout, so an unreachable cluster is a clear error, never a hang.
+func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if opts.Kubeconfig != "" {
+		rules.ExplicitPath = opts.Kubeconfig
+	}
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context})
+	raw, err := loader.RawConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	name := opts.Context
+	if name == "" {
+		name = raw.CurrentContext
+	}
+	if _, ok := raw.Contexts[name]; !ok {
+		if name == "" {
+			return nil, errors.New("no kubeconfig context is set: pass --context, or set one with `kubectl config use-context`")
+		}
+		return nil, fmt.Errorf("kubeconfig has no context %q", name)
+	}
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig context %s: %w", name, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
+	cfg.Dial = dialer.DialContext
+	cfg.UserAgent = "roro"
+	c, err := newCluster(cfg, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.Context = name
+	if err := c.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewForConfig builds a Cluster on a rest.Config without checking it answers.
+func NewForConfig(cfg *rest.Config) (*Cluster, error) {
+	return newCluster(cfg, DefaultTimeout)
+}
+
+func newCluster(cfg *rest.Config, timeout time.Duration) (*Cluster, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
+	return &Cluster{Server: cfg.Host, Config: cfg, Kube: kube, Dynamic: dyn, Mapper: mapper, Timeout: timeout}, nil
+}
+
+// Ping checks the API server answers /readyz within the timeout.
+func (c *Cluster) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	if _, err := c.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no answer within %s", c.Timeout)
+		}
+		return fmt.Errorf("cannot reach the cluster of context %q at %s: %w; check that it runs and that your kubeconfig points at it", c.Context, c.Server, err)
+	}
+	return nil
+}
+
+// Mapping returns how obj's kind maps to a resource, refreshing discovery once when the kind
+// is new (a CRD applied a moment ago).
+func (c *Cluster) Mapping(obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
+	gvk := obj.GroupVersionKind()
+	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		c.Mapper.Reset()
+		m, err = c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("the cluster does not serve %s (is its CRD installed?)", gvk.GroupVersion().WithKind(gvk.Kind))
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// Resource returns the dynamic client for obj, in obj's namespace when its kind is
+// namespaced. A cluster-scoped object loses any namespace it was given.
+func (c *Cluster) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
+	m, err := c.Mapping(obj)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Scope.Name() != meta.RESTScopeNameNamespace {
+		obj.SetNamespace("")
+		return c.Dynamic.Resource(m.Resource), m, nil
+	}
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace("default")
+	}
+	return c.Dynamic.Resource(m.Resource).Namespace(obj.GetNamespace()), m, nil
+}

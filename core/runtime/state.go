@@ -1,0 +1,169 @@
+// Package runtime orchestrates roro's explicit lifecycle across apps and instances (up, down,
+// ps), keeps the local state cache, and publishes one observable snapshot for the CLI, the
+// window and the tray. It never draws.
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// StateDir returns roro's state folder: $XDG_STATE_HOME/roro, or ~/.local/state/roro.
+func StateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "roro"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the state folder: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "roro"), nil
+}
+
+// Deployed is one instance roro has applied: where, and under which ApplySet.
+type Deployed struct {
+	App         string    `json:"app"`
+	Instance    string    `json:"instance"`
+	Environment string    `json:"environment"`
+	Context     string    `json:"context"`
+	Namespace   string    `json:"namespace"`
+	ApplySetID  string    `json:"applySetID"`
+	Objects     int       `json:"objects"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// State is the local cache of what runs where. It is never the truth: the cluster's labels
+// are, and State is rebuilt from them when it is lost or stale.
+type State struct {
+	Workspace string     `json:"workspace"`
+	Deployed  []Deployed `json:"deployed"`
+}
+
+// Store keeps a workspace's State in one JSON file, written atomically.
+type Store struct {
+	path string
+	mu   sync.Mutex
+}
+
+// NewStore returns the store of the workspace at wsDir, under dir (StateDir in the CLI).
+func NewStore(dir, wsDir string) *Store {
+	sum := sha256.Sum256([]byte(wsDir))
+	return &Store{path: filepath.Join(dir, "workspaces", hex.EncodeToString(sum[:8])+".json")}
+}
+
+// Path is the file the store writes.
+func (s *Store) Path() string { return s.path }
+
+// Load reads the state; a missing or unreadable file is an empty state (it is a cache).
+func (s *Store) Load() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st State
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return st
+	}
+	if json.Unmarshal(data, &st) != nil {
+		return State{}
+	}
+	return st
+}
+
+// Update applies fn to the state and writes the result atomically: a temporary file,
+// fsync, rename, fsync of the folder.
+func (s *Store) Update(fn func(*State)) error {
+	st := s.Load()
+	fn(&st)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.path, append(data, '\n'), 0o600)
+}
+
+// Record sets the entry for d's app and instance.
+func (st *State) Record(d Deployed) {
+	st.Forget(d.App, d.Instance)
+	st.Deployed = append(st.Deployed, d)
+	slices.SortFunc(st.Deployed, func(a, b Deployed) int {
+		if a.App != b.App {
+			return compare(a.App, b.App)
+		}
+		return compare(a.Instance, b.Instance)
+	})
+}
+
+// Forget drops the entry of app's instance.
+func (st *State) Forget(app, instance string) {
+	st.Deployed = slices.DeleteFunc(st.Deployed, func(d Deployed) bool { return d.App == app && d.Instance == instance })
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// writeAtomic writes data to path so that a reader sees the old file or the new one, never
+// a part: write a temporary file beside it, fsync, rename, fsync the folder.
+func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+// WriteFileAtomic writes a file atomically with mode (for exported .env files: 0600).
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeAtomic(path, data, mode)
+}
