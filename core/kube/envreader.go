@@ -65,5 +65,3 @@ func (r ObjectReader) ReadField(ctx context.Context, f render.ObjectField) (stri
 	}
 	return "", fmt.Errorf("%s: %d matches (%s), want one: narrow the expression, for example with a filter [?(@.name==\"x\")]", f, len(values), strings.Join(values, ", "))
 }
-
-

@@ -198,4 +198,3 @@ func rank(o *unstructured.Unstructured) int {
 	}
 	return 0
 }
-

@@ -137,4 +137,3 @@ func names(apps []*workspace.App) []string {
 	}
 	return out
 }
-
