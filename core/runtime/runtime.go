@@ -51,7 +51,8 @@ type Selection struct {
 }
 
 // ordered returns the selected apps in dependency order (dependencies first); with deps, the
-// dependencies of the selected apps join the selection.
+// dependencies of the selected apps join the selection. Apps named in names (or all, when
+// names is empty) are the explicit ones; the others came in as dependencies.
 func (r *Runtime) ordered(names []string, deps bool) ([]*workspace.App, error) {
 	want := map[string]bool{}
 	if len(names) == 0 {

@@ -73,6 +73,9 @@ func (r *Runtime) Up(ctx context.Context, opts UpOptions) error {
 	if err != nil {
 		return err
 	}
+	if len(plans) == 0 {
+		return nil
+	}
 	if err := r.dryRun(ctx, plans, opts); err != nil {
 		return err
 	}
@@ -105,7 +108,8 @@ func (r *Runtime) plan(ctx context.Context, apps []*workspace.App, opts UpOption
 	var plans []*plan
 	var errs []error
 	for _, app := range apps {
-		inst, env, err := r.environmentOf(app, opts.Selection)
+		sel, onlyIfMissing := r.selectionFor(app, opts.Selection)
+		inst, env, err := r.environmentOf(app, sel)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
 			continue
@@ -117,13 +121,28 @@ func (r *Runtime) plan(ctx context.Context, apps []*workspace.App, opts UpOption
 			}
 			clusters[env] = cluster
 		}
+		if onlyIfMissing {
+			running, err := findParent(ctx, cluster, app.Name, inst)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+				continue
+			}
+			if running != nil {
+				emit(opts.Progress, Event{App: app.Name, Instance: inst.Name, Step: "running", Message: "dependency already up in " + running.Set.Environment})
+				continue
+			}
+		}
 		emit(opts.Progress, Event{App: app.Name, Instance: inst.Name, Step: "render", Message: "environment " + env + ", namespace " + inst.Namespace})
 		resolved, err := render.ResolveEnv(ctx, app, env, r.LookupHost, kube.ObjectReader{Cluster: cluster})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		res, err := render.App(r.WS, app, render.Request{Environment: env, Instance: inst.Name, Values: opts.Values, Env: resolved.Values})
+		values := opts.Values
+		if onlyIfMissing {
+			values = nil // command-line values are for the apps named, not their dependencies
+		}
+		res, err := render.App(r.WS, app, render.Request{Environment: env, Instance: inst.Name, Values: values, Env: resolved.Values})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -152,6 +171,18 @@ func (r *Runtime) plan(ctx context.Context, apps []*workspace.App, opts UpOption
 	return plans, nil
 }
 
+// selectionFor says which instance of app an up acts on. The apps named get the requested
+// instance and environment. A dependency of a further instance (up api --instance pr-42) is
+// its own default instance, brought up in its default environment only when it is not
+// running already, so a second copy of an app never moves what the first one uses.
+func (r *Runtime) selectionFor(app *workspace.App, sel Selection) (Selection, bool) {
+	if len(sel.Apps) == 0 || slices.Contains(sel.Apps, app.Name) ||
+		sel.Instance == "" || sel.Instance == workspace.DefaultInstance {
+		return sel, false
+	}
+	return Selection{}, true
+}
+
 // instanceNamespace is the namespace roro creates for an instance when it does not exist.
 // It is not an ApplySet member; its created-by label is what lets `down` remove it.
 func instanceNamespace(res *render.Result) *unstructured.Unstructured {
@@ -177,13 +208,16 @@ func (r *Runtime) dryRun(ctx context.Context, plans []*plan, opts UpOptions) err
 		}
 		ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
-		_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		live, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			existing[ns] = false
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("namespace %s: %w", ns, err)
+		}
+		if live.DeletionTimestamp != nil {
+			return false, fmt.Errorf("namespace %s is being deleted: wait until it is gone (kubectl get namespace %s), then run up again", ns, ns)
 		}
 		existing[ns] = true
 		return true, nil
