@@ -120,7 +120,9 @@ func TestDemoLifecycle(t *testing.T) {
 	if _, err := tc.Kube.CoreV1().Namespaces().Create(ctx, foreign, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tc.Kube.CoreV1().Namespaces().Delete(context.Background(), "demo-web", metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = tc.Kube.CoreV1().Namespaces().Delete(context.Background(), "demo-web", metav1.DeleteOptions{})
+	})
 	mine := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-roros", Namespace: "demo-web"}}
 	if _, err := tc.Kube.CoreV1().ConfigMaps("demo-web").Create(ctx, mine, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
