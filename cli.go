@@ -36,6 +36,7 @@ func (e usageError) Unwrap() error { return e.err }
 type options struct {
 	workspace string
 	output    string
+	cluster   clusterFlags
 	stdout    io.Writer
 	stderr    io.Writer
 }
@@ -85,8 +86,10 @@ then this overview is printed.`,
 	root.PersistentFlags().StringVarP(&opts.workspace, "workspace", "w", os.Getenv("RORO_WORKSPACE"),
 		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
 	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
+	opts.cluster.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts))
+	root.AddCommand(newVersionCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
+		newUpCommand(opts), newDownCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts))
 	return root
 }
 

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/runtime"
+)
+
+// clusterFlags choose the cluster, as kubectl's do.
+type clusterFlags struct {
+	kubeconfig string
+	context    string
+}
+
+func (f *clusterFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+	cmd.PersistentFlags().StringVar(&f.context, "context", "", "kubeconfig context (default: the environment's, else the current one)")
+}
+
+// newRuntime loads the workspace and wires a runtime whose clusters come from the kubeconfig:
+// --context, else the environment's context in roro.json, else the current context.
+func newRuntime(opts *options) (*runtime.Runtime, error) {
+	ws, err := loadWorkspace(opts)
+	if err != nil {
+		return nil, err
+	}
+	stateDir, err := runtime.StateDir()
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.Runtime{
+		WS: ws,
+		Connect: func(ctx context.Context, env string) (*kube.Cluster, error) {
+			kctx := opts.cluster.context
+			if kctx == "" {
+				kctx = ws.File.Environments[env].Context
+			}
+			return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: opts.cluster.kubeconfig, Context: kctx})
+		},
+		Store:      runtime.NewStore(stateDir, ws.Dir),
+		LookupHost: os.LookupEnv,
+		Now:        time.Now,
+	}, nil
+}
+
+func newUpCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	var force, noWait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up [APP...]",
+		Short: "Apply apps to the cluster in dependency order and wait until they are healthy",
+		Long: `Bring apps up: render them with env resolved from the cluster, dry-run every object on
+the server (if any fails, nothing is written and every failure is listed), create namespaces
+and CRDs first, apply the rest with server-side apply (field manager "roro"), prune what the
+instance owned before and no longer renders, and wait for health (kstatus) before the apps
+that depend on it start. With no APP, every app of the workspace.
+
+An app's dependencies come up with it. --instance runs a further copy of the apps named, in
+its own namespace (or with its name suffix); their dependencies run as their default instance.`,
+		Example: `  roro up
+  roro up web                        web, and api and db it depends on
+  roro up api --instance pr-42 --env staging
+  roro up api --set replicas=3 --force-conflicts`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			values, err := f.cliValues()
+			if err != nil {
+				return err
+			}
+			return rt.Up(cmd.Context(), runtime.UpOptions{
+				Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
+				Values:         values,
+				ForceConflicts: force,
+				NoWait:         noWait,
+				Timeout:        timeout,
+				Progress:       progressPrinter(opts),
+			})
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&force, "force-conflicts", false, "take over fields another field manager owns instead of failing")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once applied, without waiting for health")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for each app to be healthy")
+	return cmd
+}
+
+func newDownCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	var volumes, crds bool
+	cmd := &cobra.Command{
+		Use:   "down [APP...]",
+		Short: "Delete what apps' instances own, dependents first",
+		Long: `Take instances down: delete every object the instance owns (found by its ApplySet labels in
+the cluster, so it works after the local state is lost), dependents first, then its namespace
+when roro created it. PersistentVolumeClaims, CRDs and namespaces roro did not create are kept
+unless asked. Taking down something that is not running says so and succeeds.`,
+		Example: `  roro down
+  roro down api --instance pr-42
+  roro down db --volumes`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			results, err := rt.Down(cmd.Context(), runtime.DownOptions{
+				Selection: runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
+				Volumes:   volumes, CRDs: crds, Progress: progressPrinter(opts),
+			})
+			for _, r := range results {
+				if !r.Running {
+					fmt.Fprintf(opts.stdout, "%s (%s) is not running\n", r.App, r.Instance)
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment whose cluster to use (default: the instance's, else the workspace's)")
+	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance to take down (default: the default instance)")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "also delete PersistentVolumeClaims")
+	cmd.Flags().BoolVar(&crds, "crds", false, "also delete CustomResourceDefinitions the apps applied")
+	return cmd
+}
+
+func newPsCommand(opts *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ps",
+		Short: "List every running instance of the workspace's apps, with its health",
+		Long: `List the instances running in the clusters of the workspace's environments, read from the
+clusters' labels (not only the local cache), with health from kstatus: healthy, progressing
+or failed, and what is not ready yet.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.output); err != nil {
+				return err
+			}
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			list, err := rt.Ps(cmd.Context())
+			if opts.output == "json" {
+				if list == nil {
+					list = []runtime.InstanceStatus{}
+				}
+				if werr := writeJSON(opts.stdout, list); werr != nil {
+					return werr
+				}
+				return err
+			}
+			tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tINSTANCE\tENVIRONMENT\tNAMESPACE\tHEALTH\tREADY")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", s.App, s.Instance, orDash(s.Environment), s.Namespace, s.Health, s.Ready, s.Objects)
+			}
+			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			for _, s := range list {
+				for _, n := range s.NotReady {
+					fmt.Fprintf(opts.stdout, "  %s/%s: %s\n", s.App, s.Instance, n)
+				}
+			}
+			if len(list) == 0 && err == nil {
+				fmt.Fprintln(opts.stdout, "nothing is running; start with `roro up`")
+			}
+			return err
+		},
+	}
+}
+
+// progressPrinter prints each step of long work on stderr, so stdout stays for results.
+func progressPrinter(opts *options) func(runtime.Event) {
+	start := time.Now()
+	return func(e runtime.Event) {
+		fmt.Fprintf(opts.stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), strings.TrimRight(e.String(), " "))
+	}
+}
+
+
+func newEnvCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	var export string
+	var showSecrets bool
+	cmd := &cobra.Command{
+		Use:   "env APP",
+		Short: "Print an app's resolved env, or write it to a .env file",
+		Long: `Resolve an app's env sources (static values, host variables, fields of cluster objects read
+with JSONPath) for an environment and print them as NAME=value. Secret values (marked
+"secret") print as ****** unless --show-secrets. --export writes every value, unmasked, to a
+.env file with mode 0600; never commit it.`,
+		Example: `  roro env api
+  roro env api --env staging
+  roro env api --export .env`,
+		Args: exactArgs(1, "APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			env, err := rt.Env(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance})
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(env.Values))
+			for n := range env.Values {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			if export != "" {
+				var b strings.Builder
+				for _, n := range names {
+					fmt.Fprintf(&b, "%s=%s\n", n, dotenvQuote(env.Values[n]))
+				}
+				if err := runtime.WriteFileAtomic(export, []byte(b.String()), 0o600); err != nil {
+					return fmt.Errorf("export %s: %w", export, err)
+				}
+				fmt.Fprintf(opts.stderr, "wrote %d variables to %s (mode 0600)\n", len(names), export)
+				return nil
+			}
+			if opts.output == "json" {
+				out := map[string]string{}
+				for _, n := range names {
+					out[n] = maskIf(env.Values[n], env.Secret[n] && !showSecrets)
+				}
+				return writeJSON(opts.stdout, out)
+			}
+			for _, n := range names {
+				fmt.Fprintf(opts.stdout, "%s=%s\n", n, maskIf(env.Values[n], env.Secret[n] && !showSecrets))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
+	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	cmd.Flags().StringVar(&export, "export", "", "write NAME=value lines to this file (mode 0600) instead of printing")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values")
+	return cmd
+}
+
+func maskIf(v string, secret bool) string {
+	if secret {
+		return secretMask
+	}
+	return v
+}
+
+// dotenvQuote quotes a value for a .env file when it needs it.
+func dotenvQuote(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n\"'$#\\=") {
+		return v
+	}
+	return strconv.Quote(v)
+}
+
+func newDiffCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	cmd := &cobra.Command{
+		Use:   "diff APP",
+		Short: "Show what `up` would change: live objects against the rendered ones (server-side dry run)",
+		Long: `Render an app's instance, dry-run it on the server, and print a unified diff against the live
+objects, including objects the next up would prune. Secret data and secret env values are
+masked. Exit code 0 with no output means there is nothing to change.`,
+		Args: exactArgs(1, "APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			values, err := f.cliValues()
+			if err != nil {
+				return err
+			}
+			d, err := rt.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(opts.stdout, d)
+			return err
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
