@@ -190,7 +190,6 @@ func progressPrinter(opts *options) func(runtime.Event) {
 	}
 }
 
-
 func newEnvCommand(opts *options) *cobra.Command {
 	var f renderFlags
 	var export string

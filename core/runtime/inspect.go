@@ -146,4 +146,3 @@ func comparable(o *unstructured.Unstructured, secrets []string) string {
 	}
 	return s
 }
-
