@@ -132,7 +132,11 @@ func (r *Runtime) plan(ctx context.Context, apps []*workspace.App, opts UpOption
 				continue
 			}
 		}
-		emit(opts.Progress, Event{App: app.Name, Instance: inst.Name, Step: "render", Message: "environment " + env + ", namespace " + inst.Namespace})
+		where := "namespace " + inst.Namespace
+		if env != "" {
+			where = "environment " + env + ", " + where
+		}
+		emit(opts.Progress, Event{App: app.Name, Instance: inst.Name, Step: "render", Message: where})
 		resolved, err := render.ResolveEnv(ctx, app, env, r.LookupHost, kube.ObjectReader{Cluster: cluster})
 		if err != nil {
 			errs = append(errs, err)

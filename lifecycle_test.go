@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rorokube/roro/internal/testcluster"
+)
+
+// TestMain lets a test run this binary as the roro command (RORO_TEST_MAIN=1), so a test can
+// kill a real roro process.
+func TestMain(m *testing.M) {
+	if os.Getenv("RORO_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// appWorkspace lays out a one-app workspace whose app "big" has the given manifests.
+func appWorkspace(t *testing.T, namespace string, manifests map[string]string) string {
+	files := map[string]string{
+		"roro.json":           `{"name": "lifecycle", "members": ["apps/*"]}`,
+		"apps/big/app.json":   fmt.Sprintf(`{"namespace": %q, "manifests": ["manifests/*.yaml"]}`, namespace),
+	}
+	for name, body := range manifests {
+		files["apps/big/manifests/"+name] = body
+	}
+	return layout(t, files)
+}
+
+func configMaps(n int) map[string]string {
+	out := map[string]string{}
+	for i := range n {
+		out[fmt.Sprintf("cm-%02d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%02d\ndata:\n  i: \"%d\"\n", i, i)
+	}
+	return out
+}
+
+// TestUpBadObjectAppliesNothing: in a 20-object app one object fails the server's
+// validation; up lists it, and nothing is written: no namespace, no object.
+func TestUpBadObjectAppliesNothing(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-bad-" + strings.ToLower(t.Name()[len(t.Name())-6:])
+	manifests := configMaps(19)
+	manifests["deploy.yaml"] = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: broken\nspec:\n  replicas: -3\n  selector:\n    matchLabels: {app: x}\n  template:\n    metadata:\n      labels: {app: other}\n    spec:\n      containers: []\n"
+	dir := appWorkspace(t, ns, manifests)
+	code, _, errOut := runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "up")
+	if code != exitFail {
+		t.Fatalf("up of a bad app: exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"the dry run failed", "nothing was applied", "Deployment " + ns + "/broken", "spec.replicas"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	ctx := testcluster.Context(t, 30*time.Second)
+	// The namespace this run made for the deferred dry run is gone again (or going).
+	if n, err := tc.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) && (err != nil || n.DeletionTimestamp == nil) {
+		t.Errorf("namespace %s remains after a failed dry run: %v", ns, err)
+	}
+	cms, _ := tc.Kube.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{LabelSelector: "roro.dev/app=big"})
+	if len(cms.Items) > 0 {
+		t.Errorf("%d ConfigMaps were applied", len(cms.Items))
+	}
+}
+
+// TestUnreachableClusterFailsFast: an API server that accepts connections and never answers
+// (the worst case: no refusal to act on) gives a clear error within seconds, not a hang.
+func TestUnreachableClusterFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted, never answered
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	server := "https://" + ln.Addr().String()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: server}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
+	cfg.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: "u"}
+	cfg.CurrentContext = "nowhere"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	dir := appWorkspace(t, "x", configMaps(1))
+	done := make(chan struct{})
+	var code int
+	var errOut string
+	go func() {
+		code, _, errOut = runCLI(t, "--kubeconfig", path, "--workspace", dir, "ps")
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("ps against an unreachable cluster still runs after 20 s")
+	}
+	if code != exitFail || !strings.Contains(errOut, `cannot reach the cluster of context "nowhere" at `+server+`: no answer within 5s`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestForbiddenNamesVerbAndResource: a user whose Role only reads ConfigMaps gets messages
+// that name the verb and the resource it lacks.
+func TestForbiddenNamesVerbAndResource(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	ns := tc.Namespace(t, "limited")
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: ns}}
+	if _, err := tc.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-cm", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces"}, Verbs: []string{"get", "list"}}}}
+	if _, err := tc.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-cm", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "read-cm"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: ns}}}
+	if _, err := tc.Kube.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tc.Kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "reader", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := clientcmd.LoadFromFile(tc.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := raw.Contexts[raw.CurrentContext]
+	raw.AuthInfos["reader"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	raw.Contexts["reader"] = &clientcmdapi.Context{Cluster: current.Cluster, AuthInfo: "reader", Namespace: ns}
+	raw.CurrentContext = "reader"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*raw, path); err != nil {
+		t.Fatal(err)
+	}
+	dir := appWorkspace(t, ns, map[string]string{"d.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n"})
+	code, _, errOut := runCLI(t, "--kubeconfig", path, "--workspace", dir, "up")
+	if code != exitFail {
+		t.Fatalf("up with a read-only role: exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"forbidden", `cannot patch resource "secrets"`, `in the namespace "` + ns + `"`, "ask for a Role that grants it"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	code, _, errOut = runCLI(t, "--kubeconfig", path, "--workspace", dir, "ps")
+	if code != exitFail || !strings.Contains(errOut, `cannot list resource "secrets"`) {
+		t.Errorf("ps with a read-only role: exit %d: %s", code, errOut)
+	}
+}
+
+// TestKilledUpRecovers kills a real `roro up` with SIGKILL while it waits for health, with its
+// local state removed too, then checks ps finds the instance from the cluster's labels, a
+// fixed up finishes, and down removes everything.
+func TestKilledUpRecovers(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-killed"
+	stuck := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      nodeSelector: {%s}\n      containers:\n      - {name: web, image: example.invalid/web:1}\n"
+	manifests := configMaps(5)
+	manifests["web.yaml"] = fmt.Sprintf(stuck, "nowhere: 'true'") // never scheduled: up waits
+	dir := appWorkspace(t, ns, manifests)
+	state := t.TempDir()
+	t.Cleanup(func() { runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "down") })
+
+	cmd := exec.Command(os.Args[0], "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "up", "--timeout", "2m")
+	cmd.Env = append(os.Environ(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+state)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	waiting := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), " wait ") {
+			waiting = true
+			break
+		}
+	}
+	if !waiting {
+		t.Fatal("up never reached its wait")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if err := os.RemoveAll(filepath.Join(state, "roro")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_STATE_HOME", state)
+
+	code, out, errOut := runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "ps")
+	if code != exitOK || !strings.Contains(out, "big") || !strings.Contains(out, "progressing") || !strings.Contains(out, "Deployment "+ns+"/web") {
+		t.Fatalf("ps after the kill: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "apps/big/manifests/web.yaml"), []byte(fmt.Sprintf(stuck, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "up"); code != exitOK {
+		t.Fatalf("up after the kill: exit %d\n%s", code, errOut)
+	}
+	code, out, _ = runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "ps")
+	if code != exitOK || !strings.Contains(out, "healthy") || !strings.Contains(out, "6/6") {
+		t.Errorf("ps after the second up:\n%s", out)
+	}
+	if code, _, errOut := runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "down"); code != exitOK {
+		t.Fatalf("down: exit %d\n%s", code, errOut)
+	}
+	ctx := context.Background()
+	n, err := tc.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err == nil && n.DeletionTimestamp == nil {
+		t.Errorf("namespace %s survived down", ns)
+	}
+	code, out, _ = runCLI(t, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "down")
+	if code != exitOK || !strings.Contains(out, "big (default) is not running") {
+		t.Errorf("second down: exit %d: %s", code, out)
+	}
+}
