@@ -37,8 +37,8 @@ func TestMain(m *testing.M) {
 // appWorkspace lays out a one-app workspace whose app "big" has the given manifests.
 func appWorkspace(t *testing.T, namespace string, manifests map[string]string) string {
 	files := map[string]string{
-		"roro.json":           `{"name": "lifecycle", "members": ["apps/*"]}`,
-		"apps/big/app.json":   fmt.Sprintf(`{"namespace": %q, "manifests": ["manifests/*.yaml"]}`, namespace),
+		"roro.json":         `{"name": "lifecycle", "members": ["apps/*"]}`,
+		"apps/big/app.json": fmt.Sprintf(`{"namespace": %q, "manifests": ["manifests/*.yaml"]}`, namespace),
 	}
 	for name, body := range manifests {
 		files["apps/big/manifests/"+name] = body
