@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -383,29 +384,44 @@ func (r *Runtime) applyApp(ctx context.Context, p *plan, opts UpOptions) error {
 	return nil
 }
 
-// spans lists the group-kinds and namespaces of objs, as the ApplySet parent records them.
+// spans lists, each once, the group-kinds and namespaces of objs, as the ApplySet parent
+// records them.
 func spans(objs []*unstructured.Unstructured) ([]schema.GroupKind, []string) {
-	var kinds []schema.GroupKind
-	var namespaces []string
+	kinds := map[schema.GroupKind]bool{}
+	namespaces := map[string]bool{}
 	for _, o := range objs {
 		if !isMember(o) {
 			continue
 		}
-		kinds = append(kinds, o.GroupVersionKind().GroupKind())
+		kinds[o.GroupVersionKind().GroupKind()] = true
 		if ns := o.GetNamespace(); ns != "" {
-			namespaces = append(namespaces, ns)
+			namespaces[ns] = true
 		}
 	}
-	return kinds, namespaces
+	return uniqueKinds(slices.Collect(maps.Keys(kinds))), slices.Sorted(maps.Keys(namespaces))
+}
+
+// uniqueKinds sorts kinds and drops repeats.
+func uniqueKinds(kinds []schema.GroupKind) []schema.GroupKind {
+	slices.SortFunc(kinds, func(a, b schema.GroupKind) int { return strings.Compare(a.String(), b.String()) })
+	return slices.Compact(kinds)
+}
+
+// parentFor describes the ApplySet of p spanning kinds and namespaces, each once.
+func parentFor(p *plan, kinds []schema.GroupKind, namespaces []string) *kube.Parent {
+	ns := append([]string{p.set.ParentNamespace}, namespaces...)
+	slices.Sort(ns[1:])
+	ns = slices.Compact(ns)
+	if i := slices.Index(ns[1:], p.set.ParentNamespace); i >= 0 {
+		ns = slices.Delete(ns, i+1, i+2)
+	}
+	return &kube.Parent{Set: p.set, GroupKinds: uniqueKinds(kinds), Namespaces: ns}
 }
 
 // prune deletes the set's live members the render no longer has. PersistentVolumeClaims and
 // CRDs are kept (and reported): their loss is not undone by another up.
 func (r *Runtime) prune(ctx context.Context, p *plan, kinds []schema.GroupKind, namespaces []string, progress func(Event)) error {
-	parent := &kube.Parent{Set: p.set, GroupKinds: kinds, Namespaces: append([]string{p.set.ParentNamespace}, namespaces...)}
-	slices.Sort(parent.Namespaces[1:])
-	parent.Namespaces = slices.Compact(parent.Namespaces)
-	live, err := p.cluster.Members(ctx, parent)
+	live, err := p.cluster.Members(ctx, parentFor(p, kinds, namespaces))
 	if err != nil {
 		return err
 	}
@@ -449,8 +465,7 @@ func (r *Runtime) waitHealthy(ctx context.Context, p *plan, opts UpOptions) erro
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	kinds, namespaces := spans(p.res.Objects)
-	parent := &kube.Parent{Set: p.set, GroupKinds: kinds, Namespaces: append([]string{p.set.ParentNamespace}, namespaces...)}
-	parent.Namespaces = slices.Compact(parent.Namespaces)
+	parent := parentFor(p, kinds, namespaces)
 	last := map[string]status.Status{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
