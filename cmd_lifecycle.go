@@ -294,3 +294,33 @@ masked. Exit code 0 with no output means there is nothing to change.`,
 	f.register(cmd)
 	return cmd
 }
+
+func newLogsCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	var lo runtime.LogOptions
+	cmd := &cobra.Command{
+		Use:   "logs APP",
+		Short: "Stream the logs of an app's pods, each line prefixed with [pod/container]",
+		Long: `Print the logs of every container of the pods of an app's instance (the pods its
+Deployments, StatefulSets, DaemonSets and Jobs select). With -f, keep following, and pick up
+pods that start later, as after a rollout.`,
+		Example: `  roro logs api
+  roro logs api -f --tail 20
+  roro logs api --instance pr-42 --since 10m`,
+		Args: exactArgs(1, "APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			lo.Selection = runtime.Selection{Environment: f.env, Instance: f.instance}
+			return rt.Logs(cmd.Context(), args[0], lo, opts.stdout)
+		},
+	}
+	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
+	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	cmd.Flags().BoolVarP(&lo.Follow, "follow", "f", false, "keep streaming, and follow new pods")
+	cmd.Flags().Int64Var(&lo.Tail, "tail", 0, "start with the last N lines of each log (default: all)")
+	cmd.Flags().DurationVar(&lo.Since, "since", 0, "start with lines newer than this, such as 10m")
+	return cmd
+}
