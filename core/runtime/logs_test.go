@@ -70,7 +70,9 @@ func TestLogs(t *testing.T) {
 	pod := pods[0].Name
 	logFile := filepath.Join(t.TempDir(), "speaker.log")
 	// The CRI log format a kubelet reads: time, stream, tag, line.
-	cri := func(line string) string { return time.Now().UTC().Format(time.RFC3339Nano) + " stdout F " + line + "\n" }
+	cri := func(line string) string {
+		return time.Now().UTC().Format(time.RFC3339Nano) + " stdout F " + line + "\n"
+	}
 	if err := os.WriteFile(logFile, []byte(cri("hello")+cri("world")), 0o644); err != nil {
 		t.Fatal(err)
 	}
