@@ -253,3 +253,59 @@ func TestKilledUpRecovers(t *testing.T) {
 		t.Errorf("second down: exit %d: %s", code, out)
 	}
 }
+
+// TestSecretsNeverPrinted runs every command that shows env or objects on an app whose token
+// comes from a custom resource and is marked secret: the token never appears in any output.
+func TestSecretsNeverPrinted(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	if _, err := tc.ApplyFile(ctx, "", "fixtures/crds/devenvironment.crd.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.WaitCRDEstablished(ctx, "devenvironments.demo.roro.dev"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.ApplyFile(ctx, "", "fixtures/crds/devenvironments.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	const token = "dev-token-0f3c9a"
+	dir := layout(t, map[string]string{
+		"roro.json": `{"name": "secrets", "members": ["apps/*"]}`,
+		"apps/vault/app.json": `{"namespace": "roro-secret-test", "manifests": ["m.yaml"], "injectEnv": true,
+  "values": {"replicas": 1},
+  "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
+    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}}]}`,
+		"apps/vault/m.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vault\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: vault}\n  template:\n    metadata:\n      labels: {app: vault}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/vault:1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n  token: {{ .Env.TOKEN | quote }}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	for _, args := range [][]string{
+		{"up"}, {"env", "vault"}, {"env", "vault", "-o", "json"}, {"diff", "vault", "--set", "replicas=2"},
+		{"ps"}, {"ps", "-o", "json"}, {"render", "vault"}, {"logs", "vault"},
+	} {
+		code, out, errOut := runCLI(t, append(kc, args...)...)
+		if strings.Contains(out+errOut, token) {
+			t.Errorf("roro %s printed the secret token:\n%s%s", strings.Join(args, " "), out, errOut)
+		}
+		if code == exitUsage {
+			t.Errorf("roro %s: usage error: %s", strings.Join(args, " "), errOut)
+		}
+		if args[0] == "env" && !strings.Contains(out, "******") {
+			t.Errorf("roro %s does not show the masked variable:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	// The token did reach the cluster, through a Secret, and --export writes it (mode 0600).
+	sec, err := tc.Kube.CoreV1().Secrets("roro-secret-test").Get(ctx, "roro-env-vault", metav1.GetOptions{})
+	if err != nil || string(sec.Data["TOKEN"]) != token {
+		t.Errorf("env Secret: %v", err)
+	}
+	envFile := filepath.Join(t.TempDir(), "vault.env")
+	if code, _, errOut := runCLI(t, append(kc, "env", "vault", "--export", envFile)...); code != exitOK {
+		t.Fatalf("export: %s", errOut)
+	}
+	info, err := os.Stat(envFile)
+	data, _ := os.ReadFile(envFile)
+	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "TOKEN="+token+"\n" {
+		t.Errorf("exported file: %v, mode %v, %q", err, info.Mode().Perm(), data)
+	}
+}
