@@ -290,6 +290,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		if code == exitUsage {
 			t.Errorf("roro %s: usage error: %s", strings.Join(args, " "), errOut)
 		}
+		if args[0] == "diff" && !strings.Contains(out, "+  replicas: 2") {
+			t.Errorf("roro diff shows no change of replicas:\n%s", out)
+		}
 		if args[0] == "env" && !strings.Contains(out, "******") {
 			t.Errorf("roro %s does not show the masked variable:\n%s", strings.Join(args, " "), out)
 		}
@@ -307,5 +310,49 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	data, _ := os.ReadFile(envFile)
 	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "TOKEN="+token+"\n" {
 		t.Errorf("exported file: %v, mode %v, %q", err, info.Mode().Perm(), data)
+	}
+}
+
+// TestDownKeepsVolumes: down keeps a PersistentVolumeClaim the app owns, and the namespace
+// roro created for it while it holds the claim, saying so; down --volumes removes both.
+func TestDownKeepsVolumes(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-volumes-test"
+	dir := appWorkspace(t, ns, map[string]string{
+		"pvc.yaml": "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {storage: 1Gi}\n",
+		"cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down", "--volumes")...) })
+	// No storage provisioner here: the claim stays Pending, so do not wait for health.
+	if code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	code, _, errOut := runCLI(t, append(kc, "down")...)
+	if code != exitOK {
+		t.Fatalf("down: %s", errOut)
+	}
+	for _, want := range []string{"kept     PersistentVolumeClaim " + ns + "/data", "Namespace " + ns + " (it holds PersistentVolumeClaims data; --volumes deletes them)"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("down output lacks %q:\n%s", want, errOut)
+		}
+	}
+	ctx := testcluster.Context(t, 30*time.Second)
+	if _, err := tc.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{}); err != nil {
+		t.Errorf("down deleted the claim: %v", err)
+	}
+	if _, err := tc.Kube.CoreV1().ConfigMaps(ns).Get(ctx, "settings", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("down kept the ConfigMap: %v", err)
+	}
+	// The claim is no longer an inventory member; --volumes removes it with the namespace.
+	if code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...); code != exitOK {
+		t.Fatalf("second up: %s", errOut)
+	}
+	if code, _, errOut := runCLI(t, append(kc, "down", "--volumes")...); code != exitOK {
+		t.Fatalf("down --volumes: %s", errOut)
+	}
+	n, err := tc.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err == nil && n.DeletionTimestamp == nil {
+		t.Errorf("down --volumes kept namespace %s", ns)
 	}
 }
