@@ -173,7 +173,7 @@ func (b *Binder) bind(obj any) {
 	go s.serve(b.handler)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.cluster.Apply(ctx, b.ns, portForwardFor(pod, s.Addr)); err != nil {
+	if err := b.cluster.Apply(ctx, b.ns, PortForwardFor(pod, s.Addr)); err != nil {
 		s.close()
 		b.t.Errorf("binder: %v", err)
 		return
@@ -201,8 +201,9 @@ func (b *Binder) unbind(obj any) {
 	}
 }
 
-// portForwardFor is the kwok PortForward that sends every port of pod to addr.
-func portForwardFor(pod *corev1.Pod, addr *net.TCPAddr) *unstructured.Unstructured {
+// PortForwardFor is the kwok PortForward that sends every port of pod to addr, owned by the
+// pod.
+func PortForwardFor(pod *corev1.Pod, addr *net.TCPAddr) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1",
 		"kind":       "PortForward",

@@ -1,0 +1,199 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+)
+
+// Transports a forward may use to reach pods.
+const (
+	// TransportAuto tries WebSocket and falls back to SPDY, as client-go's fallback dialer does.
+	TransportAuto = "auto"
+	// TransportWebSocket uses the port-forward protocol tunnelled over WebSocket only.
+	TransportWebSocket = "websocket"
+	// TransportSPDY uses SPDY only.
+	TransportSPDY = "spdy"
+)
+
+// dialPod opens one upgraded connection to pod's portforward subresource.
+func dialPod(cfg *rest.Config, u *url.URL, transport string) (httpstream.Connection, error) {
+	newSPDY := func() (httpstream.Dialer, error) {
+		rt, upgrader, err := spdy.RoundTripperFor(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u), nil
+	}
+	var dialer httpstream.Dialer
+	var err error
+	switch transport {
+	case TransportSPDY:
+		dialer, err = newSPDY()
+	case TransportWebSocket:
+		dialer, err = portforward.NewSPDYOverWebsocketDialer(u, cfg)
+	default:
+		var ws, sp httpstream.Dialer
+		if ws, err = portforward.NewSPDYOverWebsocketDialer(u, cfg); err != nil {
+			return nil, err
+		}
+		if sp, err = newSPDY(); err != nil {
+			return nil, err
+		}
+		dialer = portforward.NewFallbackDialer(ws, sp, func(err error) bool {
+			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
+	return conn, err
+}
+
+// podConn is the one upgraded connection to one pod that carries every local connection
+// sent there, each as its own pair of streams.
+type podConn struct {
+	pod   string
+	uid   string
+	conn  httpstream.Connection
+	ports map[string]int // remote spec → the pod's port
+	ids   atomic.Int64
+	open  sync.WaitGroup
+	once  sync.Once
+}
+
+// errBroken means the upgraded connection itself failed; the local connection may be retried
+// on a new one.
+var errBroken = errors.New("connection to the pod broke")
+
+// refusedError is the pod's port refusing (or failing) a connection: the kubelet reported it
+// on the error stream. Reconnecting does not help; the port must come up.
+type refusedError struct {
+	port int
+	msg  string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("pod port %d: %s", e.port, e.msg)
+}
+
+// counters are the byte counts of a forward, and what to call when the pod first answers.
+type counters struct {
+	in, out *atomic.Int64
+	// answered is called once, when the first bytes come back from the pod.
+	answered func()
+}
+
+// countingWriter adds what it writes to n, and calls first once before the first write.
+type countingWriter struct {
+	w     io.Writer
+	n     *atomic.Int64
+	first func()
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.first != nil && len(p) > 0 {
+		c.first()
+		c.first = nil
+	}
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// serve carries one local connection to the pod's port over new streams. It returns
+// errBroken (wrapped) when the upgraded connection failed, and whether any byte had moved by
+// then (if not, the caller may retry on a new connection); a *refusedError when the pod's port
+// refused.
+func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, err error) {
+	pc.open.Add(1)
+	defer pc.open.Done()
+	id := strconv.FormatInt(pc.ids.Add(1), 10)
+	headers := http.Header{}
+	headers.Set(corev1.StreamType, corev1.StreamTypeError)
+	headers.Set(corev1.PortHeader, strconv.Itoa(port))
+	headers.Set(corev1.PortForwardRequestIDHeader, id)
+	errStream, err := pc.conn.CreateStream(headers)
+	if err != nil {
+		return false, fmt.Errorf("%w: error stream: %v", errBroken, err)
+	}
+	_ = errStream.Close() // nothing is written to it
+	defer pc.conn.RemoveStreams(errStream)
+	errc := make(chan string, 1)
+	go func() {
+		msg, _ := io.ReadAll(errStream)
+		errc <- strings.TrimSpace(string(msg))
+	}()
+	headers.Set(corev1.StreamType, corev1.StreamTypeData)
+	data, err := pc.conn.CreateStream(headers)
+	if err != nil {
+		return false, fmt.Errorf("%w: data stream: %v", errBroken, err)
+	}
+	defer pc.conn.RemoveStreams(data)
+
+	var inBytes, outBytes atomic.Int64
+	remoteDone := make(chan struct{})
+	go func() {
+		n, _ := io.Copy(&countingWriter{w: local, n: cnt.in, first: cnt.answered}, data)
+		inBytes.Store(n)
+		close(remoteDone)
+	}()
+	localDone := make(chan struct{})
+	go func() {
+		n, _ := io.Copy(&countingWriter{w: data, n: cnt.out}, local)
+		outBytes.Store(n)
+		_ = data.Close() // the local side is done sending
+		close(localDone)
+	}()
+	select {
+	case <-remoteDone:
+	case <-localDone:
+		select { // wait for the pod's answer, or for its end
+		case <-remoteDone:
+		case <-pc.conn.CloseChan():
+		}
+	case <-pc.conn.CloseChan():
+	}
+	// End the local connection the way the remote ended: a half-closed TCP peer sees EOF.
+	if tc, ok := local.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = data.Reset()
+	moved = inBytes.Load() > 0 || outBytes.Load() > 0
+	select {
+	case msg := <-errc:
+		if msg != "" {
+			return moved, &refusedError{port: port, msg: msg}
+		}
+	case <-pc.conn.CloseChan():
+		return moved, fmt.Errorf("%w: closed while in use", errBroken)
+	}
+	return moved, nil
+}
+
+// close ends the upgraded connection, and with it every stream on it; idempotent.
+func (pc *podConn) close() { pc.once.Do(func() { _ = pc.conn.Close() }) }
+
+// broken reports whether the upgraded connection has closed.
+func (pc *podConn) broken() bool {
+	select {
+	case <-pc.conn.CloseChan():
+		return true
+	default:
+		return false
+	}
+}

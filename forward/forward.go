@@ -1,0 +1,432 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Options are what a Forward needs beyond its Spec; zero values are sensible defaults.
+type Options struct {
+	// Transport is TransportAuto (default), TransportWebSocket or TransportSPDY.
+	Transport string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnChange is called, without blocking the forward for long, after each status change.
+	OnChange func()
+}
+
+// Forward forwards local ports to the pods of one target. New, then Run (blocking); Ready is
+// closed once the listeners are bound; Stop is idempotent.
+type Forward struct {
+	spec   Spec
+	target target
+	ports  []portSpec
+	cfg    *rest.Config
+	kube   kubernetes.Interface
+	opts   Options
+
+	ready    chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{}
+
+	listeners []net.Listener
+	bytesIn   atomic.Int64
+	bytesOut  atomic.Int64
+	openConns atomic.Int64
+	total     atomic.Int64
+	failures  atomic.Int64
+	cut       atomic.Int64
+
+	mu       sync.Mutex
+	state    State
+	reason   string
+	refused  bool // the state is Failed because the pod's port refuses
+	since    time.Time
+	events   []Event
+	current  *podConn            // where new connections go
+	conns    map[string]*podConn // by pod UID, every open upgraded connection
+	bound    []Port
+	changed  chan struct{} // closed and replaced when current changes
+	resolved *resolved
+}
+
+// New checks spec and returns a Forward that has not started.
+func New(cfg *rest.Config, kube kubernetes.Interface, spec Spec, opts Options) (*Forward, error) {
+	t, err := parseTarget(spec.Target)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := parsePorts(spec.Ports)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Address == "" {
+		spec.Address = "127.0.0.1"
+	}
+	if spec.Hold <= 0 {
+		spec.Hold = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Transport == "" {
+		opts.Transport = TransportAuto
+	}
+	f := &Forward{spec: spec, target: t, ports: ports, cfg: cfg, kube: kube, opts: opts,
+		ready: make(chan struct{}), stop: make(chan struct{}), state: Starting, since: opts.Now(),
+		conns: map[string]*podConn{}, changed: make(chan struct{})}
+	return f, nil
+}
+
+// Ready is closed once every local port is bound.
+func (f *Forward) Ready() <-chan struct{} { return f.ready }
+
+// Stop ends Run; calling it again does nothing.
+func (f *Forward) Stop() { f.stopOnce.Do(func() { close(f.stop) }) }
+
+// Ports returns the bound ports, valid once Ready is closed (a local port 0 is resolved).
+func (f *Forward) Ports() []Port {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Port(nil), f.bound...)
+}
+
+// Status returns the forward's status now.
+func (f *Forward) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := Status{Target: f.target.String(), Namespace: f.spec.Namespace, Address: f.spec.Address,
+		Ports: append([]Port(nil), f.bound...), State: f.state, Reason: f.reason, Since: f.since,
+		BytesIn: f.bytesIn.Load(), BytesOut: f.bytesOut.Load(), Open: f.openConns.Load(),
+		Total: f.total.Load(), Failures: f.failures.Load(), Cut: f.cut.Load(), Events: append([]Event(nil), f.events...)}
+	if f.current != nil {
+		st.Pod = f.current.pod
+	}
+	return st
+}
+
+// setState records a state change and its reason in the event log, when it is a change.
+func (f *Forward) setState(s State, pod, reason string) { f.record(s, pod, reason, false) }
+
+// setRefused records that the pod's port refuses connections.
+func (f *Forward) setRefused(pod, reason string) { f.record(Failed, pod, reason, true) }
+
+func (f *Forward) record(s State, pod, reason string, refused bool) {
+	f.mu.Lock()
+	if f.state == s && f.reason == reason {
+		f.mu.Unlock()
+		return
+	}
+	now := f.opts.Now()
+	f.state, f.reason, f.since, f.refused = s, reason, now, refused
+	f.events = append(f.events, Event{At: now, State: s, Pod: pod, Message: reason})
+	if len(f.events) > maxEvents {
+		f.events = f.events[len(f.events)-maxEvents:]
+	}
+	f.mu.Unlock()
+	if f.opts.OnChange != nil {
+		f.opts.OnChange()
+	}
+}
+
+// Run binds the listeners, then forwards until ctx ends or Stop is called. It returns an error
+// only when it cannot start: a bad target or a local port in use.
+func (f *Forward) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-f.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := f.listen(); err != nil {
+		f.setState(Failed, "", err.Error())
+		return err
+	}
+	defer f.shutdown()
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	r, err := resolveTarget(rctx, f.kube, f.spec.Namespace, f.target)
+	rcancel()
+	if err != nil {
+		f.setState(Failed, "", err.Error())
+		return err
+	}
+	f.mu.Lock()
+	f.resolved = r
+	f.mu.Unlock()
+	f.setState(Listening, "", "waiting for a Ready pod of "+f.target.String())
+	close(f.ready)
+	for i, ln := range f.listeners {
+		go f.accept(ctx, ln, f.ports[i])
+	}
+	return f.follow(ctx, r)
+}
+
+// listen binds every port, or none: a port in use is an error naming it, and what holds it.
+func (f *Forward) listen() error {
+	for _, p := range f.ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.spec.Address, strconv.Itoa(p.Local)))
+		if err != nil {
+			for _, l := range f.listeners {
+				l.Close()
+			}
+			f.listeners = nil
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("local port %d on %s is already in use%s: choose another local port (LOCAL:REMOTE) or stop it", p.Local, f.spec.Address, holderOf(p.Local))
+			}
+			return fmt.Errorf("listen on %s:%d: %w", f.spec.Address, p.Local, err)
+		}
+		f.listeners = append(f.listeners, ln)
+		f.bound = append(f.bound, Port{Local: ln.Addr().(*net.TCPAddr).Port, Remote: p.Remote})
+	}
+	return nil
+}
+
+func (f *Forward) shutdown() {
+	for _, ln := range f.listeners {
+		ln.Close()
+	}
+	f.mu.Lock()
+	for _, pc := range f.conns {
+		pc.close()
+	}
+	f.current = nil
+	f.mu.Unlock()
+	f.setState(Stopped, "", "stopped")
+}
+
+// follow watches the target's pods and keeps an upgraded connection to the chosen one, with
+// jittered backoff (50 ms doubling to 5 s, reset after a success) when it cannot connect.
+// Watch events wake it at once; so does the loss of the connection.
+func (f *Forward) follow(ctx context.Context, r *resolved) error {
+	opts := []informers.SharedInformerOption{informers.WithNamespace(f.spec.Namespace)}
+	if r.podName != "" {
+		opts = append(opts, informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + r.podName }))
+	} else {
+		opts = append(opts, informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = r.selector.String() }))
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(f.kube, 0, opts...)
+	inf := factory.Core().V1().Pods().Informer()
+	wake := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { poke() }, UpdateFunc: func(any, any) { poke() }, DeleteFunc: func(any) { poke() },
+	})
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	defer func() { close(stop); factory.Shutdown() }()
+	factory.Start(stop)
+	backoff := 50 * time.Millisecond
+	var retry <-chan time.Time
+	for {
+		var lost <-chan bool
+		if err := f.reconcile(ctx, inf); err != nil {
+			d := backoff/2 + rand.N(backoff/2+1)
+			retry = time.After(d)
+			backoff = min(backoff*2, 5*time.Second)
+		} else {
+			backoff = 50 * time.Millisecond
+			retry = nil
+		}
+		f.mu.Lock()
+		if f.current != nil {
+			lost = f.current.conn.CloseChan()
+		}
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-retry:
+		case <-lost:
+		}
+	}
+}
+
+// reconcile makes the chosen pod current (connecting to it when new) and closes the
+// connections of pods that are gone. Its error asks follow to retry with backoff.
+func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) error {
+	var pods []*corev1.Pod
+	for _, o := range inf.GetStore().List() {
+		pods = append(pods, o.(*corev1.Pod))
+	}
+	alive := map[string]bool{}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil {
+			alive[string(p.UID)] = true
+		}
+	}
+	f.mu.Lock()
+	// Connections to deleted pods end now: their in-flight streams must not hang.
+	var gone []string
+	for uid, pc := range f.conns {
+		if !alive[uid] || pc.broken() {
+			why := "pod " + pc.pod + " was deleted"
+			if alive[uid] {
+				why = "the connection to pod " + pc.pod + " broke"
+			}
+			gone = append(gone, why)
+			pc.close()
+			delete(f.conns, uid)
+			if f.current == pc {
+				f.current = nil
+			}
+		}
+	}
+	currentName := ""
+	if f.current != nil {
+		currentName = f.current.pod
+	}
+	r := f.resolved
+	f.mu.Unlock()
+	for _, why := range gone {
+		f.setState(Reconnecting, "", why)
+	}
+
+	pod := choose(pods, currentName)
+	if pod == nil {
+		f.setCurrent(nil)
+		if len(pods) == 0 {
+			f.setState(Reconnecting, "", "no pod of "+f.target.String()+" exists")
+		} else {
+			f.setState(Reconnecting, "", "no pod of "+f.target.String()+" is Ready")
+		}
+		return nil // watch events will wake us
+	}
+	f.mu.Lock()
+	pc := f.conns[string(pod.UID)]
+	f.mu.Unlock()
+	if pc == nil {
+		ports := map[string]int{}
+		for _, p := range f.ports {
+			n, err := podPort(r, pod, p.Remote)
+			if err != nil {
+				f.setState(Failed, pod.Name, err.Error())
+				return nil
+			}
+			ports[p.Remote] = n
+		}
+		u := f.kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
+		conn, err := dialPod(f.cfg, u, f.opts.Transport)
+		if err != nil {
+			f.setState(Reconnecting, pod.Name, "cannot reach pod "+pod.Name+": "+err.Error())
+			return err
+		}
+		pc = &podConn{pod: pod.Name, uid: string(pod.UID), conn: conn, ports: ports}
+		f.mu.Lock()
+		f.conns[pc.uid] = pc
+		f.mu.Unlock()
+	}
+	f.setCurrent(pc)
+	f.mu.Lock()
+	refused := f.refused
+	f.mu.Unlock()
+	if !refused { // a refusing port stays reported until a connection gets through
+		f.setState(Connected, pc.pod, "connected to pod "+pc.pod)
+	}
+	return nil
+}
+
+func (f *Forward) setCurrent(pc *podConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.current == pc {
+		return
+	}
+	f.current = pc
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// accept takes local connections for one port until the listener closes.
+func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		f.total.Add(1)
+		f.openConns.Add(1)
+		go func() {
+			defer f.openConns.Add(-1)
+			defer c.Close()
+			f.serve(ctx, c, p)
+		}()
+	}
+}
+
+// serve sends one local connection to the current pod, holding it while there is none (up to
+// the hold time), and moving it to a fresh connection when the pod's broke before any byte
+// moved.
+func (f *Forward) serve(ctx context.Context, c net.Conn, p portSpec) {
+	deadline := time.NewTimer(f.spec.Hold)
+	defer deadline.Stop()
+	for attempt := 0; ; attempt++ {
+		f.mu.Lock()
+		pc, changed := f.current, f.changed
+		f.mu.Unlock()
+		if pc == nil || pc.broken() {
+			select {
+			case <-changed:
+				continue
+			case <-deadline.C:
+				f.failures.Add(1)
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		answered := func() {
+			f.mu.Lock()
+			recovered := f.refused
+			f.mu.Unlock()
+			if recovered {
+				f.setState(Connected, pc.pod, "pod port answers again on pod "+pc.pod)
+			}
+		}
+		moved, err := pc.serve(c, pc.ports[p.Remote], counters{in: &f.bytesIn, out: &f.bytesOut, answered: answered})
+		var refused *refusedError
+		switch {
+		case err == nil:
+			answered()
+			return
+		case errors.As(err, &refused):
+			f.failures.Add(1)
+			f.setRefused(pc.pod, refused.Error())
+			return
+		case errors.Is(err, errBroken) && !moved && attempt < 3:
+			pc.close() // follow notices and reconnects; this connection waits for the next pod
+			continue
+		case errors.Is(err, errBroken):
+			f.cut.Add(1) // in flight when its pod went: it ends, as it would on the pod itself
+			return
+		default:
+			f.failures.Add(1)
+			return
+		}
+	}
+}
