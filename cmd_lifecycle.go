@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/forward"
 )
 
 // clusterFlags choose the cluster, as kubectl's do.
@@ -322,5 +324,62 @@ pods that start later, as after a rollout.`,
 	cmd.Flags().BoolVarP(&lo.Follow, "follow", "f", false, "keep streaming, and follow new pods")
 	cmd.Flags().Int64Var(&lo.Tail, "tail", 0, "start with the last N lines of each log (default: all)")
 	cmd.Flags().DurationVar(&lo.Since, "since", 0, "start with lines newer than this, such as 10m")
+	return cmd
+}
+
+func newForwardCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	var transport string
+	cmd := &cobra.Command{
+		Use:   "forward APP",
+		Short: "Run an app's port forwards in the foreground, printing every change of their state",
+		Long: `Run the forwards an app declares ("forwards" in its app.json) until Ctrl-C. Each local port
+is bound once and stays bound while pods restart, roll out or the API server blips; new
+connections go to a Ready pod (and wait for one, up to 30 s, when none is). Every change is
+printed as it happens: listening, connected to pod X, reconnecting (why), failed (why).`,
+		Example: `  roro forward api
+  roro forward api --instance pr-42
+  roro forward db --transport spdy`,
+		Args: exactArgs(1, "APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch transport {
+			case forward.TransportAuto, forward.TransportWebSocket, forward.TransportSPDY:
+			default:
+				return usageError{fmt.Errorf("--transport %q: use auto, websocket or spdy", transport)}
+			}
+			rt, err := newRuntime(opts)
+			if err != nil {
+				return err
+			}
+			var mu sync.Mutex
+			printed := map[string]int{}
+			announced := map[string]bool{}
+			err = rt.Forwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, transport,
+				func(all []forward.Status) {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, st := range all {
+						key := st.Namespace + "/" + st.Target
+						if !announced[key] && len(st.Ports) > 0 {
+							announced[key] = true
+							for _, p := range st.Ports {
+								fmt.Fprintf(opts.stdout, "%s  %s:%d → %s %s\n", key, st.Address, p.Local, st.Target, p.Remote)
+							}
+						}
+						for _, e := range st.Events[min(printed[key], len(st.Events)):] {
+							fmt.Fprintf(opts.stdout, "%s  %s\n", key, e)
+						}
+						printed[key] = len(st.Events)
+					}
+				})
+			if cmd.Context().Err() != nil {
+				return nil // Ctrl-C: a normal end
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
+	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	cmd.Flags().StringVar(&transport, "transport", forward.TransportAuto, "auto (WebSocket, then SPDY), websocket or spdy")
 	return cmd
 }

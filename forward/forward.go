@@ -358,6 +358,12 @@ func (f *Forward) setCurrent(pc *podConn) {
 		return
 	}
 	f.current = pc
+	for i := range f.bound {
+		f.bound[i].Resolved = 0
+		if pc != nil {
+			f.bound[i].Resolved = pc.ports[f.bound[i].Remote]
+		}
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,7 +163,7 @@ func TestForward64MiBOverEachTransport(t *testing.T) {
 			if st.State != Connected || st.BytesIn != int64(len(payload)) || st.BytesOut != int64(len(payload)) || st.Total != 1 {
 				t.Errorf("status %+v", st)
 			}
-			if st.Ports[0].Resolved != 0 && st.Ports[0].Resolved != 7000 {
+			if st.Ports[0].Resolved != 7000 {
 				t.Errorf("resolved port %d", st.Ports[0].Resolved)
 			}
 			if acceptedAll(b)-before != 1 {
@@ -396,4 +397,65 @@ func waitState(t *testing.T, f *Forward, s State, reason string) Status {
 	}
 	t.Fatalf("state %s (%q), want %s (%q); events:\n%s", st.State, st.Reason, s, reason, events(st))
 	return st
+}
+
+// TestPortInUse: a local port another process holds is an error naming the port and the
+// process, and the forward binds nothing.
+func TestPortInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.Addr().(*net.TCPAddr).Port
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	freePort := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	f, err := New(nil, nil, Spec{Namespace: "x", Target: "service/web", Ports: []string{fmt.Sprintf("%d:80", freePort), fmt.Sprintf("%d:81", port)}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Run(context.Background())
+	if err == nil {
+		t.Fatal("Run bound a port that is in use")
+	}
+	self := fmt.Sprintf("pid %d", os.Getpid())
+	for _, want := range []string{fmt.Sprintf("local port %d on 127.0.0.1 is already in use", port), self, "choose another local port"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// The first port was released again: all or nothing.
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", freePort))
+	if err != nil {
+		t.Errorf("port %d stayed bound after the failed start: %v", freePort, err)
+	} else {
+		ln.Close()
+	}
+	if st := f.Status(); st.State != Failed || !strings.Contains(st.Reason, "already in use") {
+		t.Errorf("status %s %q", st.State, st.Reason)
+	}
+}
+
+func TestParseSpec(t *testing.T) {
+	for _, bad := range []struct{ target, port, want string }{
+		{"web", "80", "want KIND/NAME"},
+		{"ingress/web", "80", `kind "ingress" is not one of`},
+		{"svc/web", "x:80", `local port "x" is not a number`},
+		{"svc/web", "80:", "the remote port is missing"},
+		{"svc/web", "80:70000", "out of range"},
+	} {
+		_, err := New(nil, nil, Spec{Target: bad.target, Ports: []string{bad.port}}, Options{})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s %s: %v, want %q", bad.target, bad.port, err, bad.want)
+		}
+	}
+	ports, err := parsePorts([]string{"8080:http", "9090", ":metrics", "0:5432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []portSpec{{8080, "http"}, {9090, "9090"}, {0, "metrics"}, {0, "5432"}}
+	if fmt.Sprint(ports) != fmt.Sprint(want) {
+		t.Errorf("ports %v, want %v", ports, want)
+	}
 }

@@ -222,7 +222,13 @@ func (r *Runtime) dryRun(ctx context.Context, plans []*plan, opts UpOptions) err
 			return false, fmt.Errorf("namespace %s: %w", ns, err)
 		}
 		if live.DeletionTimestamp != nil {
-			return false, fmt.Errorf("namespace %s is being deleted: wait until it is gone (kubectl get namespace %s), then run up again", ns, ns)
+			// A down a moment ago: wait for the namespace to go, then create it afresh.
+			emit(opts.Progress, Event{Step: "wait", Message: "namespace " + ns + " is still being deleted"})
+			if err := waitNamespaceGone(ctx, c, ns, opts.Timeout); err != nil {
+				return false, err
+			}
+			existing[ns] = false
+			return false, nil
 		}
 		existing[ns] = true
 		return true, nil
@@ -522,6 +528,23 @@ func (r *Runtime) checkHealth(p *plan, live []*unstructured.Unstructured, last m
 		}
 	}
 	return notReady, failed
+}
+
+// waitNamespaceGone waits until a terminating namespace is deleted.
+func waitNamespaceGone(ctx context.Context, c *kube.Cluster, ns string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("namespace %s is still being deleted after %s: check what holds it (kubectl get namespace %s -o yaml)", ns, timeout, ns)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitEstablished waits until a CRD serves its kinds.

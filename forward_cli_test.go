@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rorokube/roro/internal/testcluster"
+)
+
+// lockedBuffer is a bytes.Buffer for one writer goroutine and one reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestForwardCommand: after `up`, `roro forward` binds the app's forward, prints where and
+// each state change, carries bytes to the pod, and ends cleanly on Ctrl-C (context end).
+func TestForwardCommand(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-forward-cli"
+	dir := layout(t, map[string]string{
+		"roro.json": `{"name": "fwd", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"],
+  "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
+		"apps/echo/m.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - name: echo\n        image: example.invalid/echo:1\n        ports:\n        - {name: echo, containerPort: 7000}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - {name: tcp, port: 80, targetPort: echo}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	// The binder gives the pod (and any replacement) a local echo server to forward to.
+	if code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append(kc, "forward", "echo"), &out, &errOut) }()
+	defer cancel()
+	mapping := regexp.MustCompile(`127\.0\.0\.1:(\d+) → service/echo tcp`)
+	var local string
+	err := testcluster.Poll(testcluster.Context(t, 30*time.Second), 20*time.Millisecond, func() (bool, error) {
+		m := mapping.FindStringSubmatch(out.String())
+		if m != nil && strings.Contains(out.String(), "connected pod echo-") {
+			local = "127.0.0.1:" + m[1]
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("forward never reported its port and pod: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	c, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	msg := []byte("through roro forward")
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo %q, %v", got, err)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("forward ended with %d: %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("forward did not end on Ctrl-C")
+	}
+	if !strings.Contains(out.String(), "stopped") {
+		t.Errorf("no stopped line:\n%s", out.String())
+	}
+	if ln, err := net.Listen("tcp", local); err != nil {
+		t.Errorf("the port stayed bound after the end: %v", err)
+	} else {
+		ln.Close()
+	}
+}
