@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -127,7 +128,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 	headers.Set(corev1.StreamType, corev1.StreamTypeError)
 	headers.Set(corev1.PortHeader, strconv.Itoa(port))
 	headers.Set(corev1.PortForwardRequestIDHeader, id)
-	errStream, err := pc.conn.CreateStream(headers)
+	errStream, err := pc.createStream(headers)
 	if err != nil {
 		return false, fmt.Errorf("%w: error stream: %v", errBroken, err)
 	}
@@ -139,7 +140,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 		errc <- strings.TrimSpace(string(msg))
 	}()
 	headers.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := pc.conn.CreateStream(headers)
+	data, err := pc.createStream(headers)
 	if err != nil {
 		return false, fmt.Errorf("%w: data stream: %v", errBroken, err)
 	}
@@ -168,21 +169,69 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 		}
 	case <-pc.conn.CloseChan():
 	}
-	// End the local connection the way the remote ended: a half-closed TCP peer sees EOF.
-	if tc, ok := local.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-	}
 	_ = data.Reset()
-	moved = inBytes.Load() > 0 || outBytes.Load() > 0
+	var failure error
 	select {
 	case msg := <-errc:
 		if msg != "" {
-			return moved, &refusedError{port: port, msg: msg}
+			failure = &refusedError{port: port, msg: msg}
 		}
 	case <-pc.conn.CloseChan():
-		return moved, fmt.Errorf("%w: closed while in use", errBroken)
+		failure = fmt.Errorf("%w: closed while in use", errBroken)
 	}
-	return moved, nil
+	moved = inBytes.Load() > 0
+	if failure != nil && !moved {
+		// The pod never answered: stop reading the local side so the caller may replay it to
+		// another pod.
+		_ = local.SetReadDeadline(time.Now())
+		<-localDone
+		_ = local.SetReadDeadline(time.Time{})
+		return false, failure
+	}
+	// End the local connection the way the remote ended: a half-closed TCP peer sees EOF.
+	if tc, ok := underlyingTCP(local); ok {
+		_ = tc.CloseWrite()
+	}
+	return moved, failure
+}
+
+// underlyingTCP finds the TCP connection under a wrapped local connection.
+func underlyingTCP(c net.Conn) (*net.TCPConn, bool) {
+	if r, ok := c.(*replayConn); ok {
+		c = r.Conn
+	}
+	tc, ok := c.(*net.TCPConn)
+	return tc, ok
+}
+
+// streamTimeout bounds the creation of one stream. A healthy connection answers in
+// milliseconds; one to a pod that is gone may never answer (client-go waits 30 s), and a
+// new local connection must not wait on it.
+const streamTimeout = 2 * time.Second
+
+// createStream creates a stream, giving up (and closing the connection, so it is replaced)
+// when the other side does not answer within streamTimeout.
+func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) {
+	type result struct {
+		s   httpstream.Stream
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := pc.conn.CreateStream(headers.Clone())
+		done <- result{s, err}
+	}()
+	timer := time.NewTimer(streamTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-pc.conn.CloseChan():
+		return nil, errors.New("connection closed")
+	case <-timer.C:
+		pc.close()
+		return nil, fmt.Errorf("no answer within %s", streamTimeout)
+	}
 }
 
 // close ends the upgraded connection, and with it every stream on it; idempotent.

@@ -368,6 +368,24 @@ func (f *Forward) setCurrent(pc *podConn) {
 	f.changed = make(chan struct{})
 }
 
+// movesOn reports whether new connections are leaving pc: they already go elsewhere, or do
+// within a short wait (the watch reporting the pod's deletion right after the kubelet dropped
+// its port).
+func (f *Forward) movesOn(pc *podConn, changed <-chan struct{}) bool {
+	f.mu.Lock()
+	moved := f.current != pc
+	f.mu.Unlock()
+	if moved {
+		return true
+	}
+	select {
+	case <-changed:
+		return true
+	case <-time.After(500 * time.Millisecond):
+		return false
+	}
+}
+
 // accept takes local connections for one port until the listener closes.
 func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
 	for {
@@ -388,10 +406,15 @@ func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
 // serve sends one local connection to the current pod, holding it while there is none (up to
 // the hold time), and moving it to a fresh connection when the pod's broke before any byte
 // moved.
-func (f *Forward) serve(ctx context.Context, c net.Conn, p portSpec) {
+func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 	deadline := time.NewTimer(f.spec.Hold)
 	defer deadline.Stop()
+	c := newReplayConn(conn)
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !c.rewind() {
+			f.cut.Add(1)
+			return
+		}
 		f.mu.Lock()
 		pc, changed := f.current, f.changed
 		f.mu.Unlock()
@@ -407,6 +430,7 @@ func (f *Forward) serve(ctx context.Context, c net.Conn, p portSpec) {
 			}
 		}
 		answered := func() {
+			c.answered()
 			f.mu.Lock()
 			recovered := f.refused
 			f.mu.Unlock()
@@ -420,12 +444,16 @@ func (f *Forward) serve(ctx context.Context, c net.Conn, p portSpec) {
 		case err == nil:
 			answered()
 			return
+		case errors.As(err, &refused) && !moved && attempt < 3 && f.movesOn(pc, changed):
+			// The pod refused, but it is being replaced (its deletion not seen yet a moment
+			// ago): the connection goes to the next pod instead of failing.
+			continue
 		case errors.As(err, &refused):
 			f.failures.Add(1)
 			f.setRefused(pc.pod, refused.Error())
 			return
 		case errors.Is(err, errBroken) && !moved && attempt < 3:
-			pc.close() // follow notices and reconnects; this connection waits for the next pod
+			pc.close() // follow notices and reconnects; this connection goes to the next pod
 			continue
 		case errors.Is(err, errBroken):
 			f.cut.Add(1) // in flight when its pod went: it ends, as it would on the pod itself
