@@ -251,6 +251,9 @@ func BenchmarkPodReplacement20(b *testing.B) {
 					if err := echoOnce(s.addr, []byte("ping")); err != nil {
 						mu.Lock()
 						failed++
+						if s.name == "roro" && os.Getenv("RORO_BENCH_DEBUG") != "" {
+							fmt.Fprintf(os.Stderr, "roro request failed: %v; status %s %s\n", err, f.Status().State, f.Status().Reason)
+						}
 						mu.Unlock()
 						time.Sleep(5 * time.Millisecond)
 						continue
@@ -303,6 +306,15 @@ func BenchmarkPodReplacement20(b *testing.B) {
 				b.Fatalf("%s: no request succeeded within 30 s of the new pod's Ready", s.name)
 			}
 			s.recovery = append(s.recovery, first.Sub(readyAt))
+			if os.Getenv("RORO_BENCH_DEBUG") != "" && s.name == "roro" && first.Sub(readyAt) > time.Second {
+				st := f.Status()
+				fmt.Fprintf(os.Stderr, "slow recovery %s after Ready at %s, first success %s; events:\n", first.Sub(readyAt), readyAt.Format("15:04:05.000"), first.Format("15:04:05.000"))
+				for _, e := range st.Events {
+					if e.At.After(readyAt.Add(-2 * time.Second)) {
+						fmt.Fprintf(os.Stderr, "  %s\n", e)
+					}
+				}
+			}
 			s.failed += failed
 			if s.name == "roro" {
 				assertBoundB(b, f.Ports()[0].Local)

@@ -180,9 +180,9 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 		failure = fmt.Errorf("%w: closed while in use", errBroken)
 	}
 	moved = inBytes.Load() > 0
-	if failure != nil && !moved {
-		// The pod never answered: stop reading the local side so the caller may replay it to
-		// another pod.
+	if !moved {
+		// The pod never answered: stop reading the local side, and leave it open, so the
+		// caller may replay it to another pod (or end it).
 		_ = local.SetReadDeadline(time.Now())
 		<-localDone
 		_ = local.SetReadDeadline(time.Time{})
@@ -207,7 +207,7 @@ func underlyingTCP(c net.Conn) (*net.TCPConn, bool) {
 // streamTimeout bounds the creation of one stream. A healthy connection answers in
 // milliseconds; one to a pod that is gone may never answer (client-go waits 30 s), and a
 // new local connection must not wait on it.
-const streamTimeout = 2 * time.Second
+const streamTimeout = time.Second
 
 // createStream creates a stream, giving up (and closing the connection, so it is replaced)
 // when the other side does not answer within streamTimeout.

@@ -371,7 +371,7 @@ func (f *Forward) setCurrent(pc *podConn) {
 // movesOn reports whether new connections are leaving pc: they already go elsewhere, or do
 // within a short wait (the watch reporting the pod's deletion right after the kubelet dropped
 // its port).
-func (f *Forward) movesOn(pc *podConn, changed <-chan struct{}) bool {
+func (f *Forward) movesOn(pc *podConn, changed <-chan struct{}, wait time.Duration) bool {
 	f.mu.Lock()
 	moved := f.current != pc
 	f.mu.Unlock()
@@ -381,7 +381,7 @@ func (f *Forward) movesOn(pc *podConn, changed <-chan struct{}) bool {
 	select {
 	case <-changed:
 		return true
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(wait):
 		return false
 	}
 }
@@ -441,10 +441,14 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 		moved, err := pc.serve(c, pc.ports[p.Remote], counters{in: &f.bytesIn, out: &f.bytesOut, answered: answered})
 		var refused *refusedError
 		switch {
+		case err == nil && !moved && attempt < 3 && f.movesOn(pc, changed, 100*time.Millisecond):
+			// The pod closed the connection without a word as it went away: the next pod
+			// gets it instead.
+			continue
 		case err == nil:
 			answered()
 			return
-		case errors.As(err, &refused) && !moved && attempt < 3 && f.movesOn(pc, changed):
+		case errors.As(err, &refused) && !moved && attempt < 3 && f.movesOn(pc, changed, 500*time.Millisecond):
 			// The pod refused, but it is being replaced (its deletion not seen yet a moment
 			// ago): the connection goes to the next pod instead of failing.
 			continue
