@@ -459,3 +459,44 @@ func TestParseSpec(t *testing.T) {
 		t.Errorf("ports %v, want %v", ports, want)
 	}
 }
+
+// TestForwardSurvivesAPIServerRestart kills the kube-apiserver under a forward: the forward
+// reports reconnecting with the reason while the local port stays bound, and recovers by
+// itself once the API server is back.
+func TestForwardSurvivesAPIServerRestart(t *testing.T) {
+	testcluster.Disruptive(t)
+	tc, _, ns := echoFixture(t)
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/echo", Ports: []string{"0:tcp"}}, Options{})
+	port := f.Ports()[0].Local
+	if err := echoOnce(addr(f), []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	api := tc.FindAPIServer(t)
+	api.Kill(t)
+	restarted := false
+	defer func() {
+		if !restarted {
+			api.Start(t)
+		}
+	}()
+	st := waitState(t, f, Reconnecting, "")
+	t.Logf("while the API server is down: %s (%s)", st.State, st.Reason)
+	assertBound(t, port)
+	time.Sleep(time.Second) // stay down through a few reconnect attempts
+	assertBound(t, port)
+	api.Start(t)
+	restarted = true
+	deadline := time.Now().Add(60 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = echoOnce(addr(f), []byte("after")); err == nil {
+			break
+		}
+		assertBound(t, port)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("no recovery within 60 s of the API server's restart: %v\nevents:\n%s", err, events(f.Status()))
+	}
+	waitState(t, f, Connected, "")
+}
