@@ -468,8 +468,12 @@ func TestForwardSurvivesAPIServerRestart(t *testing.T) {
 	tc, _, ns := echoFixture(t)
 	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/echo", Ports: []string{"0:tcp"}}, Options{})
 	port := f.Ports()[0].Local
-	if err := echoOnce(addr(f), []byte("before")); err != nil {
-		t.Fatal(err)
+	// On a cluster started a moment ago, kwok may not serve the pod's PortForward yet.
+	err := testcluster.Poll(testcluster.Context(t, 20*time.Second), 100*time.Millisecond, func() (bool, error) {
+		return echoOnce(addr(f), []byte("before")) == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the forward never worked before the restart: %v", err)
 	}
 	api := tc.FindAPIServer(t)
 	api.Kill(t)
@@ -487,7 +491,6 @@ func TestForwardSurvivesAPIServerRestart(t *testing.T) {
 	api.Start(t)
 	restarted = true
 	deadline := time.Now().Add(60 * time.Second)
-	var err error
 	for time.Now().Before(deadline) {
 		if err = echoOnce(addr(f), []byte("after")); err == nil {
 			break
