@@ -57,7 +57,7 @@ func newRuntime(opts *options) (*runtime.Runtime, error) {
 
 func newUpCommand(opts *options) *cobra.Command {
 	var f renderFlags
-	var force, noWait bool
+	var force, noWait, withForwards bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up [APP...]",
@@ -73,7 +73,8 @@ its own namespace (or with its name suffix); their dependencies run as their def
 		Example: `  roro up
   roro up web                        web, and api and db it depends on
   roro up api --instance pr-42 --env staging
-  roro up api --set replicas=3 --force-conflicts`,
+  roro up api --set replicas=3 --force-conflicts
+  roro up --forward                  up, then forward every app's ports until Ctrl-C`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rt, err := newRuntime(opts)
 			if err != nil {
@@ -83,19 +84,31 @@ its own namespace (or with its name suffix); their dependencies run as their def
 			if err != nil {
 				return err
 			}
-			return rt.Up(cmd.Context(), runtime.UpOptions{
+			printForwards := forwardPrinter(opts)
+			rt.OnForwardChange = func() { printForwards(rt.ForwardStatuses()) }
+			err = rt.Up(cmd.Context(), runtime.UpOptions{
 				Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
 				Values:         values,
 				ForceConflicts: force,
 				NoWait:         noWait,
 				Timeout:        timeout,
 				Progress:       progressPrinter(opts),
+				Forward:        withForwards,
 			})
+			if err != nil || !withForwards {
+				return err
+			}
+			// Forward until Ctrl-C; the apps stay up (roro down takes them down).
+			fmt.Fprintln(opts.stderr, "forwarding; Ctrl-C stops the forwards, the apps stay up")
+			<-cmd.Context().Done()
+			rt.StopAllForwards()
+			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&force, "force-conflicts", false, "take over fields another field manager owns instead of failing")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once applied, without waiting for health")
+	cmd.Flags().BoolVar(&withForwards, "forward", false, "then run the apps' port forwards until Ctrl-C")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for each app to be healthy")
 	return cmd
 }
@@ -351,27 +364,8 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 			if err != nil {
 				return err
 			}
-			var mu sync.Mutex
-			printed := map[string]int{}
-			announced := map[string]bool{}
 			err = rt.Forwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, transport,
-				func(all []forward.Status) {
-					mu.Lock()
-					defer mu.Unlock()
-					for _, st := range all {
-						key := st.Namespace + "/" + st.Target
-						if !announced[key] && len(st.Ports) > 0 {
-							announced[key] = true
-							for _, p := range st.Ports {
-								fmt.Fprintf(opts.stdout, "%s  %s:%d → %s %s\n", key, st.Address, p.Local, st.Target, p.Remote)
-							}
-						}
-						for _, e := range st.Events[min(printed[key], len(st.Events)):] {
-							fmt.Fprintf(opts.stdout, "%s  %s\n", key, e)
-						}
-						printed[key] = len(st.Events)
-					}
-				})
+				forwardPrinter(opts))
 			if cmd.Context().Err() != nil {
 				return nil // Ctrl-C: a normal end
 			}
@@ -382,4 +376,28 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
 	cmd.Flags().StringVar(&transport, "transport", forward.TransportAuto, "auto (WebSocket, then SPDY), websocket or spdy")
 	return cmd
+}
+
+// forwardPrinter prints each forward's bound addresses once, then every new event of its log.
+func forwardPrinter(opts *options) func([]forward.Status) {
+	var mu sync.Mutex
+	printed := map[string]int{}
+	announced := map[string]bool{}
+	return func(all []forward.Status) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, st := range all {
+			key := st.Namespace + "/" + st.Target
+			if !announced[key] && len(st.Ports) > 0 {
+				announced[key] = true
+				for _, p := range st.Ports {
+					fmt.Fprintf(opts.stdout, "%s  %s:%d → %s %s\n", key, st.Address, p.Local, st.Target, p.Remote)
+				}
+			}
+			for _, e := range st.Events[min(printed[key], len(st.Events)):] {
+				fmt.Fprintf(opts.stdout, "%s  %s\n", key, e)
+			}
+			printed[key] = len(st.Events)
+		}
+	}
 }

@@ -100,3 +100,43 @@ func TestForwardCommand(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestUpForward: `roro up --forward` brings the app up, then forwards its ports (printing
+// where and each change) until Ctrl-C, which stops the forwards and leaves the app up.
+func TestUpForward(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-up-forward-cli"
+	dir := layout(t, map[string]string{
+		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:7000"]}]}`,
+		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - {name: echo, image: example.invalid/echo:1}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append(kc, "up", "--forward"), &out, &errOut) }()
+	err := testcluster.Poll(testcluster.Context(t, 30*time.Second), 20*time.Millisecond, func() (bool, error) {
+		return strings.Contains(out.String(), "connected pod echo-") && strings.Contains(errOut.String(), "forwarding; Ctrl-C"), nil
+	})
+	if err != nil {
+		t.Fatalf("up --forward never reported a connected forward: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !regexp.MustCompile(`127\.0\.0\.1:\d+ → deployment/echo 7000`).MatchString(out.String()) {
+		t.Errorf("no address line:\n%s", out.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d: %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("up --forward did not end on Ctrl-C")
+	}
+	if code, psOut, _ := runCLI(t, append(kc, "ps")...); code != exitOK || !strings.Contains(psOut, "healthy") {
+		t.Errorf("the app did not stay up after Ctrl-C:\n%s", psOut)
+	}
+}

@@ -64,6 +64,7 @@ func (r *Runtime) downApp(ctx context.Context, app *workspace.App, opts DownOpti
 	if err != nil {
 		return out, err
 	}
+	r.StopForwards(app.Name, inst.Name) // forwards go first: their pods are about to
 	c, err := r.Connect(ctx, env)
 	if err != nil {
 		return out, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rorokube/roro/core/kube"
@@ -23,6 +24,12 @@ type Runtime struct {
 	LookupHost func(string) (string, bool)
 	// Now is the clock.
 	Now func() time.Time
+	// OnForwardChange, when set, is called after any change of a background forward's status
+	// (a Watcher's Poke, so snapshots carry them).
+	OnForwardChange func()
+
+	fwMu     sync.Mutex
+	forwards map[string]*running // background forwards, by app/instance
 }
 
 // Event is one step of long work, for progress output.

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/forward"
 )
 
 // Snapshot is one immutable view of what roro runs in a cluster: every instance, its objects
@@ -30,6 +31,9 @@ type Snapshot struct {
 	Version   uint64
 	At        time.Time
 	Instances []InstanceView
+	// Forwards are the statuses of the port forwards this process runs, when the Watcher was
+	// given a source of them.
+	Forwards []forward.Status
 }
 
 // InstanceView is one instance in a Snapshot.
@@ -62,6 +66,10 @@ func (s *Snapshot) Instance(app, instance string) *InstanceView {
 type Watcher struct {
 	cluster *kube.Cluster
 	now     func() time.Time
+	// Forwards, when set, supplies the forward statuses each snapshot carries (a Runtime's
+	// ForwardStatuses); Poke republishes after they change.
+	Forwards func() []forward.Status
+	poke     chan struct{}
 
 	current atomic.Pointer[Snapshot]
 	ready   chan struct{}
@@ -81,7 +89,7 @@ func NewWatcher(cluster *kube.Cluster, now func() time.Time) *Watcher {
 	if now == nil {
 		now = time.Now
 	}
-	w := &Watcher{cluster: cluster, now: now, ready: make(chan struct{}), subs: map[chan struct{}]struct{}{},
+	w := &Watcher{cluster: cluster, now: now, ready: make(chan struct{}), poke: make(chan struct{}, 1), subs: map[chan struct{}]struct{}{},
 		watching: map[schema.GroupKind]cache.SharedIndexInformer{}, stop: make(chan struct{})}
 	w.current.Store(&Snapshot{At: now()})
 	return w
@@ -104,6 +112,14 @@ func (w *Watcher) Subscribe() (<-chan struct{}, func()) {
 		w.mu.Lock()
 		delete(w.subs, ch)
 		w.mu.Unlock()
+	}
+}
+
+// Poke asks for a new snapshot, for changes the Watcher does not watch itself (forwards).
+func (w *Watcher) Poke() {
+	select {
+	case w.poke <- struct{}{}:
+	default:
 	}
 }
 
@@ -160,6 +176,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-w.stop:
 			return nil
 		case <-changed:
+		case <-w.poke:
 		}
 	}
 }
@@ -238,6 +255,9 @@ func (w *Watcher) publish() {
 		a, b := snap.Instances[i], snap.Instances[j]
 		return a.App+"/"+a.Instance < b.App+"/"+b.Instance
 	})
+	if w.Forwards != nil {
+		snap.Forwards = w.Forwards()
+	}
 	w.current.Store(snap)
 	w.mu.Lock()
 	for ch := range w.subs {

@@ -33,6 +33,11 @@ type UpOptions struct {
 	Timeout time.Duration
 	// Progress receives every step.
 	Progress func(Event)
+	// Forward starts each app's forwards in the background once it is healthy; they run as
+	// long as this process does, or until down.
+	Forward bool
+	// Transport for the forwards: forward.TransportAuto when empty.
+	Transport string
 }
 
 // plan is one app instance on its way up.
@@ -92,11 +97,17 @@ func (r *Runtime) Up(ctx context.Context, opts UpOptions) error {
 		if err := r.applyApp(ctx, p, opts); err != nil {
 			return err
 		}
-		if opts.NoWait {
-			continue
+		if !opts.NoWait {
+			if err := r.waitHealthy(ctx, p, opts); err != nil {
+				return err
+			}
 		}
-		if err := r.waitHealthy(ctx, p, opts); err != nil {
-			return err
+		if opts.Forward && len(p.app.File.Forwards) > 0 {
+			sel := Selection{Environment: p.set.Environment, Instance: p.set.Instance}
+			if err := r.StartForwards(ctx, p.app.Name, sel, opts.Transport); err != nil {
+				return fmt.Errorf("app %s is up, but its forwards did not start: %w", p.app.Name, err)
+			}
+			emit(opts.Progress, Event{App: p.app.Name, Instance: p.set.Instance, Step: "forward", Message: fmt.Sprintf("%d forwards started", len(p.app.File.Forwards))})
 		}
 	}
 	return nil

@@ -1,0 +1,87 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/forward"
+	"github.com/rorokube/roro/internal/testcluster"
+)
+
+// TestUpStartsForwardsAndDownStopsThem: up with Forward starts the app's forwards once it is
+// healthy, their status reaches the runtime's snapshot, bytes reach the pod, and down stops
+// them and frees the port.
+func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-up-forward"
+	dir := t.TempDir()
+	for p, c := range map[string]string{
+		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
+		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - name: echo\n        image: example.invalid/echo:1\n        ports:\n        - {name: echo, containerPort: 7000}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - {name: tcp, port: 80, targetPort: echo}\n",
+	} {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Runtime{WS: ws, Connect: func(ctx context.Context, _ string) (*kube.Cluster, error) {
+		return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
+	}}
+	w := startWatcher(t, tc)
+	w.Forwards = rt.ForwardStatuses
+	rt.OnForwardChange = w.Poke
+	t.Cleanup(func() { _, _ = rt.Down(context.Background(), DownOptions{}) })
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	ctx := testcluster.Context(t, time.Minute)
+	if err := rt.Up(ctx, UpOptions{Forward: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool {
+		return len(s.Forwards) == 1 && s.Forwards[0].State == forward.Connected
+	})
+	fs := s.Forwards[0]
+	if fs.Target != "service/echo" || fs.Namespace != ns || len(fs.Ports) != 1 || fs.Ports[0].Resolved != 7000 {
+		t.Errorf("forward in the snapshot: %+v", fs)
+	}
+	local := "127.0.0.1:" + strconv.Itoa(fs.Ports[0].Local)
+	c, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("up and forwarded")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("up and forwarded"))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, []byte("up and forwarded")) {
+		t.Fatalf("echo %q %v", got, err)
+	}
+	c.Close()
+	if _, err := rt.Down(ctx, DownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.ForwardStatuses()) != 0 {
+		t.Errorf("forwards still running after down: %+v", rt.ForwardStatuses())
+	}
+	ln, err := net.Listen("tcp", local)
+	if err != nil {
+		t.Errorf("port %s still bound after down: %v", local, err)
+	} else {
+		ln.Close()
+	}
+	waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 0 })
+}
