@@ -167,6 +167,8 @@ func TestBadInputs(t *testing.T) {
 			[]string{"apps/api/app.json", `give either "suffix"`, "not both"}},
 		{"env source with two origins", map[string]string{"apps/api/app.json": `{"manifests": ["manifests/*.yaml"], "env": [{"name": "A", "value": "1", "fromHost": "HOME"}]}`},
 			[]string{"apps/api/app.json: env[0] (A)", `give exactly one of "value", "fromHost" and "fromObject"`}},
+		{"bad forward hold", map[string]string{"apps/api/app.json": `{"manifests": ["manifests/*.yaml"], "forwards": [{"target": "service/api", "ports": ["8080:80"], "hold": "soon"}]}`},
+			[]string{"apps/api/app.json", `forwards[0].hold: "soon" is not a positive duration`}},
 		{"bad env name", map[string]string{"apps/api/app.json": `{"manifests": ["manifests/*.yaml"], "env": [{"name": "1BAD", "value": "1"}]}`},
 			[]string{"apps/api/app.json: env[0] (1BAD)", "not a valid variable name"}},
 		{"go template syntax error", map[string]string{"apps/api/manifests/api.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name \n"},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/forward"
@@ -60,8 +61,9 @@ func (r *Runtime) Forwards(ctx context.Context, app string, sel Selection, trans
 	}
 	mu.Lock()
 	for _, fw := range a.File.Forwards {
+		hold, _ := time.ParseDuration(fw.Hold) // checked when the workspace loaded; 0 means the default
 		f, err := forward.New(c.Config, c.Kube, forward.Spec{
-			Namespace: inst.Namespace, Target: ForwardTarget(fw.Target, inst), Ports: fw.Ports, Address: fw.Address,
+			Namespace: inst.Namespace, Target: ForwardTarget(fw.Target, inst), Ports: fw.Ports, Address: fw.Address, Hold: hold,
 		}, forward.Options{Transport: transport, Now: r.now, OnChange: func() { go notify() }})
 		if err != nil {
 			mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -76,6 +77,13 @@ func loadApp(ws *Workspace, dir string) (*App, []error) {
 		if inst.Namespace != "" {
 			if msgs := validation.IsDNS1123Label(inst.Namespace); len(msgs) > 0 {
 				fail("%s.namespace: %q is not a valid namespace name: %s", where, inst.Namespace, strings.Join(msgs, "; "))
+			}
+		}
+	}
+	for i, fw := range app.File.Forwards {
+		if fw.Hold != "" {
+			if d, err := time.ParseDuration(fw.Hold); err != nil || d <= 0 {
+				fail("forwards[%d].hold: %q is not a positive duration, such as \"30s\" or \"2m\"", i, fw.Hold)
 			}
 		}
 	}

@@ -130,6 +130,9 @@ type Forward struct {
 	Ports []string `json:"ports"`
 	// Address is the local address to bind; default 127.0.0.1.
 	Address string `json:"address,omitempty"`
+	// Hold is how long a connection that arrives while no pod is Ready waits for one, as a
+	// Go duration ("30s", the default).
+	Hold string `json:"hold,omitempty"`
 }
 
 // Instance is a further copy of an app.
