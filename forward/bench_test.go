@@ -248,7 +248,12 @@ func BenchmarkPodReplacement20(b *testing.B) {
 						return
 					default:
 					}
-					if err := echoOnce(s.addr, []byte("ping")); err != nil {
+					reqStart := time.Now()
+					err := echoOnce(s.addr, []byte("ping"))
+					if took := time.Since(reqStart); took > time.Second && os.Getenv("RORO_BENCH_DEBUG") != "" {
+						fmt.Fprintf(os.Stderr, "%s request took %s (started %s, err %v)\n", s.name, took, reqStart.Format("15:04:05.000"), err)
+					}
+					if err != nil {
 						mu.Lock()
 						failed++
 						if s.name == "roro" && os.Getenv("RORO_BENCH_DEBUG") != "" {
