@@ -76,9 +76,9 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 			if err != nil {
 				return err
 			}
-			app := ws.App(args[0])
-			if app == nil {
-				return fmt.Errorf("no app %q in workspace %s (apps: %s)", args[0], ws.File.Name, strings.Join(ws.AppNames(), ", "))
+			app, err := ws.Lookup(args[0])
+			if err != nil {
+				return err
 			}
 			values, err := f.cliValues()
 			if err != nil {

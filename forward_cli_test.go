@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // lockedBuffer is a bytes.Buffer for one writer goroutine and one reader.
@@ -37,7 +38,7 @@ func (b *lockedBuffer) String() string {
 func TestForwardCommand(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := "roro-forward-cli"
-	dir := layout(t, map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "fwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"],
   "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
@@ -106,7 +107,7 @@ func TestForwardCommand(t *testing.T) {
 func TestUpForward(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := "roro-up-forward-cli"
-	dir := layout(t, map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:7000"]}]}`,
 		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - {name: echo, image: example.invalid/echo:1}\n",

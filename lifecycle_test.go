@@ -22,6 +22,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // TestMain lets a test run this binary as the roro command (RORO_TEST_MAIN=1), so a test can
@@ -43,7 +44,7 @@ func appWorkspace(t *testing.T, namespace string, manifests map[string]string) s
 	for name, body := range manifests {
 		files["apps/big/manifests/"+name] = body
 	}
-	return layout(t, files)
+	return testfs.Layout(t, files)
 }
 
 func configMaps(n int) map[string]string {
@@ -269,7 +270,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	const token = "dev-token-0f3c9a"
-	dir := layout(t, map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "secrets", "members": ["apps/*"]}`,
 		"apps/vault/app.json": `{"namespace": "roro-secret-test", "manifests": ["m.yaml"], "injectEnv": true,
   "values": {"replicas": 1},

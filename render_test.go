@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 func TestRenderCommand(t *testing.T) {
@@ -38,7 +40,7 @@ func TestRenderCommand(t *testing.T) {
 }
 
 func TestRenderMasksSecretEnv(t *testing.T) {
-	dir := layout(t, map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":       `{"name": "t", "members": ["apps/*"]}`,
 		"apps/a/app.json": `{"manifests": ["m.yaml"], "env": [{"name": "TOKEN", "fromHost": "RORO_TEST_TOKEN", "secret": true}]}`,
 		"apps/a/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  token: {{ .Env.TOKEN }}\n",

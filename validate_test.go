@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // goodWorkspace is a small valid workspace each bad-input case breaks in one place.
@@ -46,27 +48,6 @@ func goodWorkspace() map[string]string {
 	}
 }
 
-func layout(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(content, "symlink:") {
-			if err := os.Symlink(strings.TrimPrefix(content, "symlink:"), full); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // treeHash fingerprints every file and link under dir, to prove a command wrote nothing.
 func treeHash(t *testing.T, dir string) string {
 	t.Helper()
@@ -93,7 +74,7 @@ func treeHash(t *testing.T, dir string) string {
 }
 
 func TestGoodWorkspaceValidates(t *testing.T) {
-	dir := layout(t, goodWorkspace())
+	dir := testfs.Layout(t, goodWorkspace())
 	code, out, errOut := runCLI(t, "--workspace", dir, "validate")
 	if code != exitOK || !strings.Contains(out, "3 apps, 2 environments, 8 instance renders, 8 objects") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -211,7 +192,7 @@ func TestBadInputs(t *testing.T) {
 			for p, c := range tt.change {
 				files[p] = c
 			}
-			dir := layout(t, files)
+			dir := testfs.Layout(t, files)
 			before := treeHash(t, dir)
 			code, out, errOut := runCLI(t, "--workspace", dir, "validate")
 			if code != exitFail {
@@ -233,14 +214,14 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	files := goodWorkspace()
 	files["apps/api/manifests/api.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  x: {{ .Values.nope }}\n"
 	files["apps/web/manifests/web.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  x: {{Values.nope}}\n"
-	code, _, errOut := runCLI(t, "--workspace", layout(t, files), "validate")
+	code, _, errOut := runCLI(t, "--workspace", testfs.Layout(t, files), "validate")
 	if code != exitFail || !strings.Contains(errOut, "app api:") || !strings.Contains(errOut, "app web:") {
 		t.Fatalf("exit %d, want both problems:\n%s", code, errOut)
 	}
 }
 
 func TestInitLeavesNothingOnFailure(t *testing.T) {
-	dir := layout(t, map[string]string{"keep.txt": "mine"})
+	dir := testfs.Layout(t, map[string]string{"keep.txt": "mine"})
 	before := treeHash(t, dir)
 	code, _, errOut := runCLI(t, "init", dir)
 	if code != exitFail || !strings.Contains(errOut, "is not empty") {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -114,17 +113,4 @@ func (c *Cluster) Get(ctx context.Context, obj *unstructured.Unstructured) (*uns
 		return nil, fmt.Errorf("get %s: %w", Ref(obj), explain(err))
 	}
 	return live, nil
-}
-
-// joinLines prints errors one per line, for lists of failures.
-func joinLines(errs []error) string {
-	var b strings.Builder
-	for _, e := range errs {
-		if e == nil {
-			continue
-		}
-		b.WriteString("\n  ")
-		b.WriteString(e.Error())
-	}
-	return b.String()
 }

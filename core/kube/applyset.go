@@ -14,23 +14,25 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/rorokube/roro/core/render"
 )
 
-// ApplySet labels and annotations (KEP-3659), as kubectl reads them, and roro's own.
+// ApplySet labels and annotations (KEP-3659), as kubectl reads them, and roro's own. The
+// labels every rendered object carries are core/render's.
 const (
 	LabelApplySetID         = "applyset.kubernetes.io/id"
-	LabelApplySetPartOf     = "applyset.kubernetes.io/part-of"
+	LabelApplySetPartOf     = render.LabelApplySetPartOf
 	AnnotationTooling       = "applyset.kubernetes.io/tooling"
 	AnnotationGroupKinds    = "applyset.kubernetes.io/contains-group-kinds"
 	AnnotationNamespaces    = "applyset.kubernetes.io/additional-namespaces"
 	ToolingValue            = "roro/v1"
-	LabelManagedBy          = "app.kubernetes.io/managed-by"
-	ManagedByValue          = "roro"
-	LabelApp                = "roro.dev/app"
-	LabelInstance           = "roro.dev/instance"
+	LabelManagedBy          = render.LabelManagedBy
+	ManagedByValue          = render.ManagedByValue
+	LabelApp                = render.LabelApp
+	LabelInstance           = render.LabelInstance
 	LabelEnvironment        = "roro.dev/environment"
 	AnnotationWorkspace     = "roro.dev/workspace"
-	AnnotationCreatedByRoro = "roro.dev/created-namespace"
 	LabelNamespaceCreatedBy = "roro.dev/created-by"
 	NamespaceCreatedByValue = "roro"
 )

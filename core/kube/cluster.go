@@ -94,11 +94,6 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
 	return c, nil
 }
 
-// NewForConfig builds a Cluster on a rest.Config without checking it answers.
-func NewForConfig(cfg *rest.Config) (*Cluster, error) {
-	return newCluster(cfg, DefaultTimeout)
-}
-
 func newCluster(cfg *rest.Config, timeout time.Duration) (*Cluster, error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // benchManifests are the ten kinds every generated app renders. Each body reads the app's
@@ -161,15 +162,8 @@ func benchValues(i int) string {
 // writeBenchWorkspace lays out a workspace of n apps with the ten manifests each.
 func writeBenchWorkspace(b *testing.B, dir string, n int) {
 	b.Helper()
-	write := func(p, s string) {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	files := map[string]string{}
+	write := func(p, s string) { files[p] = s }
 	write("roro.json", `{"name": "bench", "members": ["apps/*"], "defaultEnvironment": "dev", "environments": {"dev": {}}}`)
 	for i := range n {
 		app := fmt.Sprintf("apps/app-%d/", i)
@@ -179,21 +173,15 @@ func writeBenchWorkspace(b *testing.B, dir string, n int) {
 			write(app+"manifests/"+name, "{{- with .Values }}\n"+body+"{{- end }}\n")
 		}
 	}
+	testfs.Write(b, dir, files)
 }
 
 // writeBenchChart lays out the equivalent Helm chart: the same n × 10 manifests in one chart,
 // each reading its app's values under .Values.appN.
 func writeBenchChart(b *testing.B, dir string, n int) {
 	b.Helper()
-	write := func(p, s string) {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	files := map[string]string{}
+	write := func(p, s string) { files[p] = s }
 	write("Chart.yaml", "apiVersion: v2\nname: bench\nversion: 0.1.0\n")
 	write("templates/_helpers.tpl", benchHelpers)
 	var values strings.Builder
@@ -209,6 +197,7 @@ func writeBenchChart(b *testing.B, dir string, n int) {
 	}
 	values.WriteString("}\n")
 	write("values.yaml", values.String())
+	testfs.Write(b, dir, files)
 }
 
 // renderWorkspace loads, validates and renders every app of the workspace in dir.

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Labels and annotations roro puts on what it applies.
+// Labels roro puts on every object it renders; core/kube reads them back from the cluster.
 const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedByValue = "roro"
@@ -22,16 +22,6 @@ const (
 	LabelInstance  = "roro.dev/instance"
 	// LabelApplySetPartOf marks an ApplySet member (KEP-3659), with the set's ID as value.
 	LabelApplySetPartOf = "applyset.kubernetes.io/part-of"
-	// LabelApplySetID marks an ApplySet parent, with the set's ID as value.
-	LabelApplySetID = "applyset.kubernetes.io/id"
-	// AnnotationApplySetTooling names the tool that manages the set.
-	AnnotationApplySetTooling = "applyset.kubernetes.io/tooling"
-	// AnnotationApplySetGroupKinds lists the set's kinds, "Deployment.apps,Service".
-	AnnotationApplySetGroupKinds = "applyset.kubernetes.io/contains-group-kinds"
-	// AnnotationApplySetNamespaces lists namespaces the set spans beyond its parent's.
-	AnnotationApplySetNamespaces = "applyset.kubernetes.io/additional-namespaces"
-	// ToolingValue is roro's value of AnnotationApplySetTooling.
-	ToolingValue = "roro/v1"
 )
 
 // ApplySet identifies one instance's ApplySet: a Secret parent in the instance's namespace,

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
@@ -181,16 +180,4 @@ func Workspace(ws *workspace.Workspace, req Request) ([]*Result, []error) {
 		ok = append(ok, results[i])
 	}
 	return ok, failed
-}
-
-// Kinds lists the distinct kinds of the result's objects as "Kind.group" (kubectl's
-// ApplySet contains-group-kinds form), sorted.
-func (r *Result) Kinds() []string {
-	var kinds []string
-	for _, o := range r.Objects {
-		gk := o.GroupVersionKind().GroupKind()
-		kinds = append(kinds, gk.String())
-	}
-	slices.Sort(kinds)
-	return slices.Compact(kinds)
 }

@@ -1,12 +1,11 @@
 package render
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 func TestMerge(t *testing.T) {
@@ -41,21 +40,15 @@ func TestParseSet(t *testing.T) {
 // TestValueLayers checks the documented order, lowest first: app values < values/<env>.json
 // < the environment's values in roro.json < instance values < command line.
 func TestValueLayers(t *testing.T) {
-	dir := t.TempDir()
-	write := func(p, s string) {
-		full := filepath.Join(dir, p)
-		_ = os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("roro.json", `{"name": "w", "members": ["apps/*"], "defaultEnvironment": "dev",
-		"environments": {"dev": {"values": {"l3": "env", "l4": "env", "l5": "env"}}}}`)
-	write("apps/a/app.json", `{"manifests": ["m.yaml"],
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json": `{"name": "w", "members": ["apps/*"], "defaultEnvironment": "dev",
+		"environments": {"dev": {"values": {"l3": "env", "l4": "env", "l5": "env"}}}}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"],
 		"values": {"l1": "app", "l2": "app", "l3": "app", "l4": "app", "l5": "app"},
-		"instances": {"i": {"values": {"l4": "instance", "l5": "instance"}}}}`)
-	write("apps/a/values/dev.json", `{"l2": "envfile", "l3": "envfile", "l4": "envfile", "l5": "envfile"}`)
-	write("apps/a/m.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")
+		"instances": {"i": {"values": {"l4": "instance", "l5": "instance"}}}}`,
+		"apps/a/values/dev.json": `{"l2": "envfile", "l3": "envfile", "l4": "envfile", "l5": "envfile"}`,
+		"apps/a/m.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+	})
 	ws, err := workspace.Load(dir)
 	if err != nil {
 		t.Fatal(err)

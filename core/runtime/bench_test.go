@@ -18,6 +18,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // fiftyObjects is an app of 50 objects: 10 Deployments, 10 Services, 30 ConfigMaps.
@@ -67,18 +68,11 @@ func BenchmarkUp50(b *testing.B) {
 	if err != nil {
 		b.Skip("kubectl not on PATH (ci/bench puts the test cluster's there)")
 	}
-	dir := b.TempDir()
-	files := map[string]string{
+	dir := testfs.Layout(b, map[string]string{
 		"roro.json":                   `{"name": "bench", "members": ["apps/*"]}`,
 		"apps/fifty/app.json":         `{"manifests": ["manifests/*.yaml"], "values": {"tag": "1"}}`,
 		"apps/fifty/manifests/a.yaml": fiftyObjects(),
-	}
-	for p, c := range files {
-		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 	ctx := context.Background()
 	var roroTime, kubectlTime time.Duration
 	b.ResetTimer()

@@ -30,9 +30,9 @@ func ForwardTarget(target string, inst render.InstanceInfo) string {
 // onChange with all their statuses after each change. It returns an error when a forward
 // cannot start (a bad target, a local port in use), and stops the others then.
 func (r *Runtime) Forwards(ctx context.Context, app string, sel Selection, transport string, onChange func([]forward.Status)) error {
-	a := r.WS.App(app)
-	if a == nil {
-		return fmt.Errorf("no app %q in workspace %s (apps: %s)", app, r.WS.File.Name, strings.Join(r.WS.AppNames(), ", "))
+	a, err := r.WS.Lookup(app)
+	if err != nil {
+		return err
 	}
 	if len(a.File.Forwards) == 0 {
 		return fmt.Errorf("app %s declares no forwards: add \"forwards\" to its app.json", app)

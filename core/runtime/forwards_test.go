@@ -5,8 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // TestUpStartsForwardsAndDownStopsThem: up with Forward starts the app's forwards once it is
@@ -23,17 +22,11 @@ import (
 func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := "roro-up-forward"
-	dir := t.TempDir()
-	for p, c := range map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
 		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - name: echo\n        image: example.invalid/echo:1\n        ports:\n        - {name: echo, containerPort: 7000}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - {name: tcp, port: 80, targetPort: echo}\n",
-	} {
-		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ws, err := workspace.Load(dir)
 	if err != nil {
 		t.Fatal(err)

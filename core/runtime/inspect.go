@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -15,9 +14,9 @@ import (
 
 // Env resolves one app's env for the selection against its environment's cluster.
 func (r *Runtime) Env(ctx context.Context, app string, sel Selection) (*render.Env, error) {
-	a := r.WS.App(app)
-	if a == nil {
-		return nil, fmt.Errorf("no app %q in workspace %s (apps: %s)", app, r.WS.File.Name, strings.Join(r.WS.AppNames(), ", "))
+	a, err := r.WS.Lookup(app)
+	if err != nil {
+		return nil, err
 	}
 	_, env, err := r.environmentOf(a, sel)
 	if err != nil {
@@ -35,9 +34,9 @@ func (r *Runtime) Env(ctx context.Context, app string, sel Selection) (*render.E
 // masked on both sides. An object the cluster lacks shows as all added; an object the
 // instance owns but no longer renders, as all removed.
 func (r *Runtime) Diff(ctx context.Context, app string, sel Selection, values map[string]any) (string, error) {
-	a := r.WS.App(app)
-	if a == nil {
-		return "", fmt.Errorf("no app %q in workspace %s (apps: %s)", app, r.WS.File.Name, strings.Join(r.WS.AppNames(), ", "))
+	a, err := r.WS.Lookup(app)
+	if err != nil {
+		return "", err
 	}
 	inst, env, err := r.environmentOf(a, sel)
 	if err != nil {
@@ -47,16 +46,9 @@ func (r *Runtime) Diff(ctx context.Context, app string, sel Selection, values ma
 	if err != nil {
 		return "", err
 	}
-	resolved, err := render.ResolveEnv(ctx, a, env, r.LookupHost, kube.ObjectReader{Cluster: c})
+	res, resolved, err := r.renderInstance(ctx, c, a, inst, env, values)
 	if err != nil {
 		return "", err
-	}
-	res, err := render.App(r.WS, a, render.Request{Environment: env, Instance: inst.Name, Values: values, Env: resolved.Values})
-	if err != nil {
-		return "", err
-	}
-	if a.File.InjectEnv {
-		render.InjectEnv(res, resolved)
 	}
 	var secrets []string
 	for name := range resolved.Secret {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,9 +33,9 @@ type LogOptions struct {
 // workloads (and its bare pods). With Follow it runs until ctx ends, adding pods as they
 // appear.
 func (r *Runtime) Logs(ctx context.Context, app string, opts LogOptions, w io.Writer) error {
-	a := r.WS.App(app)
-	if a == nil {
-		return fmt.Errorf("no app %q in workspace %s (apps: %s)", app, r.WS.File.Name, strings.Join(r.WS.AppNames(), ", "))
+	a, err := r.WS.Lookup(app)
+	if err != nil {
+		return err
 	}
 	inst, env, err := r.environmentOf(a, opts.Selection)
 	if err != nil {

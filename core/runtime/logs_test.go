@@ -15,6 +15,7 @@ import (
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -41,17 +42,11 @@ func TestLogs(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 45*time.Second)
 	ns := "roro-logs-test"
-	dir := t.TempDir()
-	for p, c := range map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "logs", "members": ["apps/*"]}`,
 		"apps/talk/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
 		"apps/talk/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: talk\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: talk}\n  template:\n    metadata:\n      labels: {app: talk}\n    spec:\n      containers:\n      - {name: speaker, image: example.invalid/talk:1}\n",
-	} {
-		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ws, err := workspace.Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,9 +68,9 @@ func (r *Runtime) ordered(names []string, deps bool) ([]*workspace.App, error) {
 	}
 	var add func(string) error
 	add = func(name string) error {
-		app := r.WS.App(name)
-		if app == nil {
-			return fmt.Errorf("no app %q in workspace %s (apps: %s)", name, r.WS.File.Name, strings.Join(r.WS.AppNames(), ", "))
+		app, err := r.WS.Lookup(name)
+		if err != nil {
+			return err
 		}
 		if want[name] {
 			return nil
@@ -115,6 +114,24 @@ func (r *Runtime) ordered(names []string, deps bool) ([]*workspace.App, error) {
 // environmentOf resolves the environment the selection runs in, for one app.
 func (r *Runtime) environmentOf(app *workspace.App, sel Selection) (render.InstanceInfo, string, error) {
 	return render.ResolveInstance(r.WS, app, render.Request{Environment: sel.Environment, Instance: sel.Instance})
+}
+
+// renderInstance renders one instance as up would apply it: env resolved against cluster
+// (objects read with JSONPath), the layered values plus values, and env injected into the
+// workloads when the app asks for it. It returns the resolved env too, for masking.
+func (r *Runtime) renderInstance(ctx context.Context, cluster *kube.Cluster, app *workspace.App, inst render.InstanceInfo, env string, values map[string]any) (*render.Result, *render.Env, error) {
+	resolved, err := render.ResolveEnv(ctx, app, env, r.LookupHost, kube.ObjectReader{Cluster: cluster})
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := render.App(r.WS, app, render.Request{Environment: env, Instance: inst.Name, Values: values, Env: resolved.Values})
+	if err != nil {
+		return nil, nil, err
+	}
+	if app.File.InjectEnv {
+		render.InjectEnv(res, resolved)
+	}
+	return res, resolved, nil
 }
 
 // applySet turns a rendered result into the kube layer's ApplySet description.

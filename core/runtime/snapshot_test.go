@@ -3,8 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,21 +14,16 @@ import (
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // oneApp writes a workspace with app "one" in namespace ns: a Deployment and a ConfigMap.
 func oneApp(t testing.TB, ns string) string {
-	dir := t.TempDir()
-	for p, c := range map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":         `{"name": "snap", "members": ["apps/*"]}`,
 		"apps/one/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
 		"apps/one/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: one\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: one}\n  template:\n    metadata:\n      labels: {app: one}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/one:1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n",
-	} {
-		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	return dir
 }
 

@@ -59,9 +59,6 @@ func NewStore(dir, wsDir string) *Store {
 	return &Store{path: filepath.Join(dir, "workspaces", hex.EncodeToString(sum[:8])+".json")}
 }
 
-// Path is the file the store writes.
-func (s *Store) Path() string { return s.path }
-
 // Load reads the state; a missing or unreadable file is an empty state (it is a cache).
 func (s *Store) Load() State {
 	s.mu.Lock()

@@ -149,22 +149,14 @@ func (r *Runtime) plan(ctx context.Context, apps []*workspace.App, opts UpOption
 			where = "environment " + env + ", " + where
 		}
 		emit(opts.Progress, Event{App: app.Name, Instance: inst.Name, Step: "render", Message: where})
-		resolved, err := render.ResolveEnv(ctx, app, env, r.LookupHost, kube.ObjectReader{Cluster: cluster})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
 		values := opts.Values
 		if onlyIfMissing {
 			values = nil // command-line values are for the apps named, not their dependencies
 		}
-		res, err := render.App(r.WS, app, render.Request{Environment: env, Instance: inst.Name, Values: values, Env: resolved.Values})
+		res, _, err := r.renderInstance(ctx, cluster, app, inst, env, values)
 		if err != nil {
 			errs = append(errs, err)
 			continue
-		}
-		if app.File.InjectEnv {
-			render.InjectEnv(res, resolved)
 		}
 		p := &plan{app: app, res: res, set: r.applySet(res), cluster: cluster}
 		for _, o := range res.Objects {

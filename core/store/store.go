@@ -30,15 +30,6 @@ func Init(dir string) (*Repo, error) {
 	return &Repo{Dir: dir, repo: r}, nil
 }
 
-// Open opens the git repository that holds dir.
-func Open(dir string) (*Repo, error) {
-	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return nil, fmt.Errorf("open git repository of %s: %w", dir, err)
-	}
-	return &Repo{Dir: dir, repo: r}, nil
-}
-
 // Author is who commits: from git's configuration (user.name, user.email), else roro.
 func Author(now time.Time) *object.Signature {
 	sig := &object.Signature{Name: "roro", Email: "roro@localhost", When: now}

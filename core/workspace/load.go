@@ -95,6 +95,14 @@ func (w *Workspace) App(name string) *App {
 	return nil
 }
 
+// Lookup returns the app with the given name, or an error that lists the apps there are.
+func (w *Workspace) Lookup(name string) (*App, error) {
+	if a := w.App(name); a != nil {
+		return a, nil
+	}
+	return nil, fmt.Errorf("no app %q in workspace %s (apps: %s)", name, w.File.Name, strings.Join(w.AppNames(), ", "))
+}
+
 // AppNames lists the apps' names in workspace order.
 func (w *Workspace) AppNames() []string {
 	names := make([]string, len(w.Apps))

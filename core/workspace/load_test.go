@@ -1,10 +1,11 @@
 package workspace
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 func TestLoadDemo(t *testing.T) {
@@ -29,22 +30,6 @@ func TestLoadDemo(t *testing.T) {
 	if ref := api.File.Env[2].FromObject; ref == nil || ref.Kind != "DevEnvironment" || ref.Environments["staging"].Name != "staging" {
 		t.Errorf("DATABASE_HOST source: %+v", ref)
 	}
-}
-
-// write lays out files (path → content) under a new temporary folder.
-func write(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 func TestLoadErrorsSayWhere(t *testing.T) {
@@ -73,7 +58,7 @@ func TestLoadErrorsSayWhere(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(write(t, tt.files))
+			_, err := Load(testfs.Layout(t, tt.files))
 			if err == nil {
 				t.Fatal("loaded without error")
 			}
@@ -87,7 +72,7 @@ func TestLoadErrorsSayWhere(t *testing.T) {
 }
 
 func TestLoadListsEveryProblem(t *testing.T) {
-	dir := write(t, map[string]string{
+	dir := testfs.Layout(t, map[string]string{
 		"roro.json":       `{"name": "w", "members": ["apps/*"]}`,
 		"apps/a/app.json": `{"manifests": [], "dependsOn": ["nope"]}`,
 		"apps/b/app.json": `{"engine": "erb", "manifests": []}`,
