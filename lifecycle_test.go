@@ -260,15 +260,7 @@ func TestKilledUpRecovers(t *testing.T) {
 func TestSecretsNeverPrinted(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
-	if _, err := tc.ApplyFile(ctx, "", "fixtures/crds/devenvironment.crd.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.WaitCRDEstablished(ctx, "devenvironments.demo.roro.dev"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tc.ApplyFile(ctx, "", "fixtures/crds/devenvironments.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	tc.InstallDevEnvironments(t)
 	const token = "dev-token-0f3c9a"
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "secrets", "members": ["apps/*"]}`,

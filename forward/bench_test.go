@@ -32,24 +32,7 @@ func benchFixture(b *testing.B) (*testcluster.Cluster, *testcluster.Binder, stri
 	if err != nil {
 		b.Skip("kubectl not on PATH (ci/bench puts the test cluster's there)")
 	}
-	tc := testcluster.Get(b)
-	ctx := testcluster.Context(b, time.Minute)
-	ns := tc.Namespace(b, "fwd-bench")
-	binder := testcluster.StartBinder(b, tc, ns, "app=echo", testcluster.Echo)
-	objs, err := testcluster.Decode([]byte(echoApp))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := tc.Apply(ctx, ns, objs...); err != nil {
-		b.Fatal(err)
-	}
-	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := binder.WaitBound(ctx, pods[0].Name); err != nil {
-		b.Fatal(err)
-	}
+	tc, binder, ns := echoFixture(b)
 	return tc, binder, ns, kubectl
 }
 

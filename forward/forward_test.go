@@ -53,7 +53,7 @@ spec:
 `
 
 // echoFixture deploys the echo app in a fresh namespace with the per-pod binder.
-func echoFixture(t *testing.T) (*testcluster.Cluster, *testcluster.Binder, string) {
+func echoFixture(t testing.TB) (*testcluster.Cluster, *testcluster.Binder, string) {
 	t.Helper()
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)

@@ -16,15 +16,7 @@ import (
 func TestReadFieldErrors(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
-	if _, err := tc.ApplyFile(ctx, "", "../../fixtures/crds/devenvironment.crd.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.WaitCRDEstablished(ctx, "devenvironments.demo.roro.dev"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tc.ApplyFile(ctx, "", "../../fixtures/crds/devenvironments.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	tc.InstallDevEnvironments(t)
 	c, err := Connect(ctx, ConnectOptions{Kubeconfig: tc.Kubeconfig})
 	if err != nil {
 		t.Fatal(err)

@@ -73,16 +73,7 @@ func (r *recorder) steps(step string) []string {
 func demoRuntime(t *testing.T) (*Runtime, *testcluster.Cluster, string) {
 	t.Helper()
 	tc := testcluster.Get(t)
-	ctx := testcluster.Context(t, time.Minute)
-	if _, err := tc.ApplyFile(ctx, "", "../../fixtures/crds/devenvironment.crd.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.WaitCRDEstablished(ctx, "devenvironments.demo.roro.dev"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tc.ApplyFile(ctx, "", "../../fixtures/crds/devenvironments.yaml"); err != nil {
-		t.Fatal(err)
-	}
+	tc.InstallDevEnvironments(t)
 	dir := copyTree(t, "../../fixtures/demo")
 	ws, err := workspace.Load(dir)
 	if err != nil {

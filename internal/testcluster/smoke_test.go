@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,12 +60,7 @@ func TestSmoke(t *testing.T) {
 	ns := c.Namespace(t, "smoke")
 	binder := StartBinder(t, c, ns, "app=smoke", Echo)
 
-	if _, err := c.ApplyFile(ctx, "", filepath.Join("..", "..", "fixtures", "crds", "devenvironment.crd.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitCRDEstablished(ctx, "devenvironments.demo.roro.dev"); err != nil {
-		t.Fatalf("CRD not established: %v", err)
-	}
+	c.InstallDevEnvironments(t)
 	objs, err := Decode([]byte(smokeObjects + `---
 apiVersion: demo.roro.dev/v1
 kind: DevEnvironment
