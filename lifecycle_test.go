@@ -256,18 +256,26 @@ func TestKilledUpRecovers(t *testing.T) {
 }
 
 // TestSecretsNeverPrinted runs every command that shows env or objects on an app whose token
-// comes from a custom resource and is marked secret: the token never appears in any output.
+// comes from a custom resource and is marked secret, and whose password comes from a Secret
+// (secret without saying so): neither ever appears in any output.
 func TestSecretsNeverPrinted(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
 	tc.InstallDevEnvironments(t)
 	const token = "dev-token-0f3c9a"
+	const password = "hunter2-from-a-secret"
+	dbSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "vault-db", Namespace: "roro-config"},
+		StringData: map[string]string{"password": password}}
+	if _, err := tc.Kube.CoreV1().Secrets("roro-config").Create(ctx, dbSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "secrets", "members": ["apps/*"]}`,
 		"apps/vault/app.json": `{"namespace": "roro-secret-test", "manifests": ["m.yaml"], "injectEnv": true,
   "values": {"replicas": 1},
   "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
-    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}}]}`,
+    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}},
+    {"name": "DB_PASSWORD", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "vault-db", "namespace": "roro-config", "jsonPath": "{.data.password}"}}]}`,
 		"apps/vault/m.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vault\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: vault}\n  template:\n    metadata:\n      labels: {app: vault}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/vault:1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n  token: {{ .Env.TOKEN | quote }}\n",
 	})
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
@@ -277,7 +285,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{"ps"}, {"ps", "-o", "json"}, {"render", "vault"}, {"logs", "vault"},
 	} {
 		code, out, errOut := runCLI(t, append(kc, args...)...)
-		if strings.Contains(out+errOut, token) {
+		if strings.Contains(out+errOut, token) || strings.Contains(out+errOut, password) {
 			t.Errorf("roro %s printed the secret token:\n%s%s", strings.Join(args, " "), out, errOut)
 		}
 		if code == exitUsage {
@@ -301,7 +309,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	info, err := os.Stat(envFile)
 	data, _ := os.ReadFile(envFile)
-	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "TOKEN="+token+"\n" {
+	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "DB_PASSWORD="+password+"\nTOKEN="+token+"\n" {
 		t.Errorf("exported file: %v, mode %v, %q", err, info.Mode().Perm(), data)
 	}
 }

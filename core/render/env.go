@@ -2,8 +2,10 @@ package render
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -58,7 +60,7 @@ func ResolveEnv(ctx context.Context, app *workspace.App, env string, lookupHost 
 	out := &Env{Values: map[string]string{}, Secret: map[string]bool{}}
 	var errs []error
 	for _, src := range app.File.Env {
-		if src.Secret {
+		if src.Secret || fromSecret(src.FromObject) {
 			out.Secret[src.Name] = true
 		}
 		switch {
@@ -87,8 +89,23 @@ func ResolveEnv(ctx context.Context, app *workspace.App, env string, lookupHost 
 				errs = append(errs, fmt.Errorf("app %s: env %s: %w", app.Name, src.Name, err))
 				continue
 			}
+			if fromSecret(src.FromObject) && strings.HasPrefix(field.JSONPath, "{.data.") {
+				// A Secret's data is base64 on the wire; the variable wants the value.
+				decoded, err := base64.StdEncoding.DecodeString(v)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("app %s: env %s: %s: not base64: %w", app.Name, src.Name, field, err))
+					continue
+				}
+				v = string(decoded)
+			}
 			out.Values[src.Name] = v
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// fromSecret reports whether an env source reads a core Secret: its value is secret whether
+// or not the source says so.
+func fromSecret(ref *workspace.ObjectRef) bool {
+	return ref != nil && ref.Kind == "Secret" && ref.APIVersion == "v1"
 }
