@@ -37,6 +37,8 @@ type options struct {
 	workspace string
 	output    string
 	cluster   clusterFlags
+	// transport is the forwards' transport (roro forward --transport).
+	transport string
 	stdout    io.Writer
 	stderr    io.Writer
 }

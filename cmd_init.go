@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -42,7 +40,7 @@ and a git repository with a first commit. Nothing is left behind when a step fai
 			if name == "" {
 				name = workspace.NameFor(filepath.Base(abs))
 			}
-			if err := initWorkspace(abs, name, time.Now()); err != nil {
+			if err := store.InitWorkspace(abs, name, time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(opts.stdout, "Created workspace %s in %s with app hello and a first commit.\nNext: roro --workspace %s render hello\n", name, abs, dir)
@@ -51,58 +49,4 @@ and a git repository with a first commit. Nothing is left behind when a step fai
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the workspace's name (default: from the folder's name)")
 	return cmd
-}
-
-// initWorkspace builds the new workspace in a temporary folder beside dir and renames it
-// into place only when everything, the git commit included, has succeeded.
-func initWorkspace(dir, name string, now time.Time) error {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return err
-	case len(entries) > 0:
-		return fmt.Errorf("%s is not empty: give a new folder (roro init DIR) or empty this one", dir)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".roro-init-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	files, err := workspace.Scaffold(name)
-	if err != nil {
-		return err
-	}
-	for rel, data := range files {
-		p := filepath.Join(tmp, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return err
-		}
-	}
-	if _, err := workspace.Load(tmp); err != nil {
-		return fmt.Errorf("the new workspace does not load (a bug in roro): %w", err)
-	}
-	repo, err := store.Init(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := repo.CommitAll("Create workspace "+name+" with app hello", store.Author(now)); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("move the new workspace into %s: %w", dir, err)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/forward"
 )
@@ -29,9 +31,10 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.context, "context", "", "kubeconfig context (default: the environment's, else the current one)")
 }
 
-// newRuntime loads the workspace and wires a runtime whose clusters come from the kubeconfig:
-// --context, else the environment's context in roro.json, else the current context.
-func newRuntime(opts *options) (*runtime.Runtime, error) {
+// newEngine loads the workspace and starts an engine whose clusters come from the
+// kubeconfig: --context, else the environment's context in roro.json, else the current
+// context. The caller closes it.
+func newEngine(opts *options) (*runtime.Engine, error) {
 	ws, err := loadWorkspace(opts)
 	if err != nil {
 		return nil, err
@@ -40,19 +43,30 @@ func newRuntime(opts *options) (*runtime.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.Runtime{
-		WS: ws,
-		Connect: func(ctx context.Context, env string) (*kube.Cluster, error) {
-			kctx := opts.cluster.context
-			if kctx == "" {
-				kctx = ws.File.Environments[env].Context
-			}
-			return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: opts.cluster.kubeconfig, Context: kctx})
-		},
+	contextFor := func(env string) string {
+		if opts.cluster.context != "" {
+			return opts.cluster.context
+		}
+		return ws.File.Environments[env].Context
+	}
+	return runtime.New(ws, runtime.Options{
+		Connect:    runtime.KubeConnector(opts.cluster.kubeconfig, contextFor, kube.DefaultTimeout, time.Now),
 		Store:      runtime.NewStore(stateDir, ws.Dir),
 		LookupHost: os.LookupEnv,
 		Now:        time.Now,
-	}, nil
+		Transport:  opts.transport,
+	})
+}
+
+// wait follows an operation to its end; Ctrl-C cancels it and waits for it to stop.
+func wait(ctx context.Context, op *runtime.Operation) error {
+	select {
+	case <-op.Done():
+	case <-ctx.Done():
+		op.Cancel()
+		<-op.Done()
+	}
+	return op.Err()
 }
 
 func newUpCommand(opts *options) *cobra.Command {
@@ -76,17 +90,16 @@ its own namespace (or with its name suffix); their dependencies run as their def
   roro up api --set replicas=3 --force-conflicts
   roro up --forward                  up, then forward every app's ports until Ctrl-C`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := newRuntime(opts)
-			if err != nil {
-				return err
-			}
 			values, err := f.cliValues()
 			if err != nil {
 				return err
 			}
-			printForwards := forwardPrinter(opts)
-			rt.OnForwardChange = func() { printForwards(rt.ForwardStatuses()) }
-			err = rt.Up(cmd.Context(), runtime.UpOptions{
+			eng, err := newEngine(opts)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			op, err := eng.Up(runtime.UpRequest{
 				Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
 				Values:         values,
 				ForceConflicts: force,
@@ -95,13 +108,15 @@ its own namespace (or with its name suffix); their dependencies run as their def
 				Progress:       progressPrinter(opts),
 				Forward:        withForwards,
 			})
-			if err != nil || !withForwards {
+			if err != nil {
+				return err
+			}
+			if err := wait(cmd.Context(), op); err != nil || !withForwards {
 				return err
 			}
 			// Forward until Ctrl-C; the apps stay up (roro down takes them down).
 			fmt.Fprintln(opts.stderr, "forwarding; Ctrl-C stops the forwards, the apps stay up")
-			<-cmd.Context().Done()
-			rt.StopAllForwards()
+			printForwards(cmd.Context(), eng, forwardPrinter(opts))
 			return nil
 		},
 	}
@@ -127,16 +142,21 @@ unless asked. Taking down something that is not running says so and succeeds.`,
   roro down api --instance pr-42
   roro down db --volumes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := newRuntime(opts)
+			eng, err := newEngine(opts)
 			if err != nil {
 				return err
 			}
-			results, err := rt.Down(cmd.Context(), runtime.DownOptions{
-				Selection: runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
-				Volumes:   volumes, CRDs: crds, Progress: progressPrinter(opts),
+			defer eng.Close()
+			op, err := eng.Down(runtime.DownRequest{
+				Selection:   runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
+				DownOptions: runtime.DownOptions{Volumes: volumes, CRDs: crds}, Progress: progressPrinter(opts),
 			})
-			for _, r := range results {
-				if !r.Running {
+			if err != nil {
+				return err
+			}
+			err = wait(cmd.Context(), op)
+			for _, r := range op.DownResults() {
+				if !r.Running && !failedFor(err, r.App) {
 					fmt.Fprintf(opts.stdout, "%s (%s) is not running\n", r.App, r.Instance)
 				}
 			}
@@ -162,11 +182,12 @@ or failed, and what is not ready yet.`,
 			if err := checkOutput(opts.output); err != nil {
 				return err
 			}
-			rt, err := newRuntime(opts)
+			eng, err := newEngine(opts)
 			if err != nil {
 				return err
 			}
-			list, err := rt.Ps(cmd.Context())
+			defer eng.Close()
+			list, err := eng.Ps(cmd.Context())
 			if opts.output == "json" {
 				if list == nil {
 					list = []runtime.InstanceStatus{}
@@ -221,11 +242,12 @@ with JSONPath) for an environment and print them as NAME=value. Secret values (m
   roro env api --export .env`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := newRuntime(opts)
+			eng, err := newEngine(opts)
 			if err != nil {
 				return err
 			}
-			env, err := rt.Env(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance})
+			defer eng.Close()
+			env, err := eng.Env(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance})
 			if err != nil {
 				return err
 			}
@@ -267,7 +289,7 @@ with JSONPath) for an environment and print them as NAME=value. Secret values (m
 
 func maskIf(v string, secret bool) string {
 	if secret {
-		return secretMask
+		return render.SecretMask
 	}
 	return v
 }
@@ -290,15 +312,16 @@ objects, including objects the next up would prune. Secret data and secret env v
 masked. Exit code 0 with no output means there is nothing to change.`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := newRuntime(opts)
-			if err != nil {
-				return err
-			}
 			values, err := f.cliValues()
 			if err != nil {
 				return err
 			}
-			d, err := rt.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
+			eng, err := newEngine(opts)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			d, err := eng.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
 			if err != nil {
 				return err
 			}
@@ -312,7 +335,7 @@ masked. Exit code 0 with no output means there is nothing to change.`,
 
 func newLogsCommand(opts *options) *cobra.Command {
 	var f renderFlags
-	var lo runtime.LogOptions
+	var lo kube.LogOptions
 	cmd := &cobra.Command{
 		Use:   "logs APP",
 		Short: "Stream the logs of an app's pods, each line prefixed with [pod/container]",
@@ -324,12 +347,18 @@ pods that start later, as after a rollout.`,
   roro logs api --instance pr-42 --since 10m`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := newRuntime(opts)
+			eng, err := newEngine(opts)
 			if err != nil {
 				return err
 			}
-			lo.Selection = runtime.Selection{Environment: f.env, Instance: f.instance}
-			return rt.Logs(cmd.Context(), args[0], lo, opts.stdout)
+			defer eng.Close()
+			err = eng.Logs(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, lo, func(l kube.LogLine) {
+				fmt.Fprintf(opts.stdout, "[%s/%s] %s\n", l.Pod, l.Container, l.Line)
+			})
+			if cmd.Context().Err() != nil {
+				return nil // Ctrl-C: a normal end of -f
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
@@ -360,16 +389,21 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 			default:
 				return usageError{fmt.Errorf("--transport %q: use auto, websocket or spdy", transport)}
 			}
-			rt, err := newRuntime(opts)
+			opts.transport = transport
+			eng, err := newEngine(opts)
 			if err != nil {
 				return err
 			}
-			err = rt.Forwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, transport,
-				forwardPrinter(opts))
-			if cmd.Context().Err() != nil {
-				return nil // Ctrl-C: a normal end
+			defer eng.Close()
+			printer := forwardPrinter(opts)
+			if err := eng.StartForwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}); err != nil {
+				if cmd.Context().Err() != nil {
+					return nil // Ctrl-C: a normal end
+				}
+				return err
 			}
-			return err
+			printForwards(cmd.Context(), eng, printer)
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
@@ -378,15 +412,44 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 	return cmd
 }
 
-// forwardPrinter prints each forward's bound addresses once, then every new event of its log.
-func forwardPrinter(opts *options) func([]forward.Status) {
+// printForwards prints the engine's forwards after every change until ctx ends (Ctrl-C),
+// then stops them and prints their last states.
+func printForwards(ctx context.Context, eng *runtime.Engine, print func([]runtime.ForwardView)) {
+	changed, stop := eng.Subscribe()
+	defer stop()
+	print(eng.Snapshot().Forwards)
+	for {
+		select {
+		case <-ctx.Done():
+			print(eng.StopAllForwards())
+			return
+		case <-changed:
+			print(eng.Snapshot().Forwards)
+		}
+	}
+}
+
+// forwardPrinter prints each forward's bound addresses once, then every event of its log it
+// has not printed yet (by sequence number, so a log that stopped growing at its bound still
+// prints), and why a forward could not start.
+func forwardPrinter(opts *options) func([]runtime.ForwardView) {
 	var mu sync.Mutex
-	printed := map[string]int{}
+	printed := map[string]uint64{}
 	announced := map[string]bool{}
-	return func(all []forward.Status) {
+	failed := map[string]string{}
+	return func(all []runtime.ForwardView) {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, st := range all {
+		for _, fv := range all {
+			if fv.Err != "" {
+				key := fv.App + "/" + fv.Instance
+				if failed[key] != fv.Err {
+					failed[key] = fv.Err
+					fmt.Fprintf(opts.stderr, "%s: forwards not running: %s\n", key, fv.Err)
+				}
+				continue
+			}
+			st := fv.Status
 			key := st.Namespace + "/" + st.Target
 			if !announced[key] && len(st.Ports) > 0 {
 				announced[key] = true
@@ -394,10 +457,23 @@ func forwardPrinter(opts *options) func([]forward.Status) {
 					fmt.Fprintf(opts.stdout, "%s  %s:%d → %s %s\n", key, st.Address, p.Local, st.Target, p.Remote)
 				}
 			}
-			for _, e := range st.Events[min(printed[key], len(st.Events)):] {
-				fmt.Fprintf(opts.stdout, "%s  %s\n", key, e)
+			for _, e := range st.Events {
+				if e.Seq > printed[key] {
+					fmt.Fprintf(opts.stdout, "%s  %s\n", key, e)
+					printed[key] = e.Seq
+				}
 			}
-			printed[key] = len(st.Events)
 		}
 	}
+}
+
+// failedFor reports whether err holds a failure of app.
+func failedFor(err error, app string) bool {
+	for _, p := range runtime.Problems(err) {
+		var ae *runtime.AppError
+		if errors.As(p, &ae) && ae.App == app {
+			return true
+		}
+	}
+	return false
 }

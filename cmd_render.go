@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/workspace"
 )
 
@@ -76,15 +76,11 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 			if err != nil {
 				return err
 			}
-			app, err := ws.Lookup(args[0])
-			if err != nil {
-				return err
-			}
 			values, err := f.cliValues()
 			if err != nil {
 				return err
 			}
-			res, env, err := renderApp(cmd.Context(), ws, app, f, values, os.LookupEnv)
+			res, env, err := runtime.RenderOffline(cmd.Context(), ws, args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values, os.LookupEnv)
 			if err != nil {
 				return err
 			}
@@ -93,9 +89,7 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 			}
 			var secrets []string
 			if !f.showSecrets {
-				for name := range env.Secret {
-					secrets = append(secrets, env.Values[name])
-				}
+				secrets = env.SecretValues()
 			}
 			return printObjects(opts.stdout, opts.output, res.Objects, secrets)
 		},
@@ -105,30 +99,12 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 	return cmd
 }
 
-// renderApp resolves an instance's environment and env (cluster objects as placeholders) and
-// renders it.
-func renderApp(ctx context.Context, ws *workspace.Workspace, app *workspace.App, f renderFlags, values map[string]any,
-	lookupHost func(string) (string, bool)) (*render.Result, *render.Env, error) {
-	req := render.Request{Environment: f.env, Instance: f.instance, Values: values}
-	_, envName, err := render.ResolveInstance(ws, app, req)
-	if err != nil {
-		return nil, nil, err
-	}
-	env, err := render.ResolveEnv(ctx, app, envName, lookupHost, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	req.Env = env.Values
-	res, err := render.App(ws, app, req)
-	return res, env, err
-}
-
 // printObjects writes objects as multi-document YAML or a JSON v1 List, with every
 // occurrence of a secret value masked.
 func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, secrets []string) error {
 	items := make([]any, len(objs))
 	for i, o := range objs {
-		items[i] = mask(o.Object, secrets)
+		items[i] = render.MaskValue(o.Object, secrets)
 	}
 	if format == "json" {
 		return writeJSON(w, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
@@ -146,35 +122,6 @@ func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured,
 		}
 	}
 	return nil
-}
-
-// secretMask replaces secret values in output.
-const secretMask = "******"
-
-// mask returns a copy of v in which every occurrence of a secret in a string is masked.
-func mask(v any, secrets []string) any {
-	switch v := v.(type) {
-	case string:
-		for _, s := range secrets {
-			if s != "" {
-				v = strings.ReplaceAll(v, s, secretMask)
-			}
-		}
-		return v
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = mask(x, secrets)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = mask(x, secrets)
-		}
-		return out
-	}
-	return v
 }
 
 func newValidateCommand(opts *options) *cobra.Command {
@@ -197,48 +144,15 @@ the exit code is 1 when there is any.`,
 			if err != nil {
 				return problems(opts, splitJoined(err))
 			}
-			// Host variables differ per machine: validate templates with placeholders.
-			placeholder := func(name string) (string, bool) { return "<" + name + ">", true }
-			// The same problem in several environments is reported once, naming them all.
-			var order []string
-			envsOf := map[string][]string{}
-			instances, objects := 0, 0
-			envs := ws.EnvironmentNames()
-			if len(envs) == 0 {
-				envs = []string{""}
-			}
-			for _, app := range ws.Apps {
-				for _, inst := range append([]string{workspace.DefaultInstance}, app.InstanceNames()...) {
-					for _, env := range envs {
-						if pinned := app.File.Instances[inst].Environment; pinned != "" && pinned != env {
-							continue
-						}
-						res, _, err := renderApp(cmd.Context(), ws, app, renderFlags{env: env, instance: inst}, nil, placeholder)
-						if err != nil {
-							msg := err.Error()
-							if _, seen := envsOf[msg]; !seen {
-								order = append(order, msg)
-							}
-							envsOf[msg] = append(envsOf[msg], env)
-							continue
-						}
-						instances++
-						objects += len(res.Objects)
-					}
-				}
-			}
-			if len(order) > 0 {
-				errs := make([]error, len(order))
-				for i, msg := range order {
-					errs[i] = fmt.Errorf("%s (environment %s)", msg, strings.Join(envsOf[msg], ", "))
-				}
-				return problems(opts, errs)
+			v := runtime.Validate(cmd.Context(), ws)
+			if len(v.Problems) > 0 {
+				return problems(opts, v.Problems)
 			}
 			if opts.output == "json" {
-				return writeJSON(opts.stdout, map[string]any{"valid": true, "apps": len(ws.Apps), "renders": instances, "objects": objects})
+				return writeJSON(opts.stdout, map[string]any{"valid": true, "apps": v.Apps, "renders": v.Renders, "objects": v.Objects})
 			}
 			fmt.Fprintf(opts.stdout, "workspace %s is valid: %d apps, %d environments, %d instance renders, %d objects\n",
-				ws.File.Name, len(ws.Apps), len(ws.EnvironmentNames()), instances, objects)
+				ws.File.Name, v.Apps, v.Environments, v.Renders, v.Objects)
 			return nil
 		},
 	}

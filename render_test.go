@@ -23,10 +23,23 @@ func TestRenderCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if list.Kind != "List" || len(list.Items) != 3 {
-		t.Fatalf("kind %s with %d items, want a List of 3", list.Kind, len(list.Items))
+	// What up applies: the three templates' objects and the env Secret that injection adds.
+	if list.Kind != "List" || len(list.Items) != 4 {
+		t.Fatalf("kind %s with %d items, want a List of 4", list.Kind, len(list.Items))
 	}
-	dep := list.Items[0]
+	var secret, dep map[string]any
+	for _, it := range list.Items {
+		switch it["kind"] {
+		case "Secret":
+			secret = it
+		case "Deployment":
+			dep = it
+		}
+	}
+	if secret == nil || secret["metadata"].(map[string]any)["name"] != "roro-env-api" ||
+		secret["stringData"].(map[string]any)["API_TOKEN"] != "******" {
+		t.Errorf("the injected env Secret, masked: %v", secret)
+	}
 	md := dep["metadata"].(map[string]any)
 	if md["namespace"] != "api-pr-42" || md["labels"].(map[string]any)["roro.dev/instance"] != "pr-42" {
 		t.Errorf("metadata %v", md)

@@ -58,6 +58,7 @@ type Forward struct {
 	refused  bool // the state is Failed because the pod's port refuses
 	since    time.Time
 	events   []Event
+	seq      uint64              // of the latest event
 	current  *podConn            // where new connections go
 	conns    map[string]*podConn // by pod UID, every open upgraded connection
 	bound    []Port
@@ -134,7 +135,8 @@ func (f *Forward) record(s State, pod, reason string, refused bool) {
 	}
 	now := f.opts.Now()
 	f.state, f.reason, f.since, f.refused = s, reason, now, refused
-	f.events = append(f.events, Event{At: now, State: s, Pod: pod, Message: reason})
+	f.seq++
+	f.events = append(f.events, Event{Seq: f.seq, At: now, State: s, Pod: pod, Message: reason})
 	if len(f.events) > maxEvents {
 		f.events = f.events[len(f.events)-maxEvents:]
 	}

@@ -100,3 +100,13 @@ func parsePorts(ports []string) ([]portSpec, error) {
 	}
 	return out, nil
 }
+
+// Check reports what is wrong with spec's target and ports, without starting anything, so a
+// workspace can be checked before anything is applied.
+func (spec Spec) Check() error {
+	if _, err := parseTarget(spec.Target); err != nil {
+		return err
+	}
+	_, err := parsePorts(spec.Ports)
+	return err
+}

@@ -36,6 +36,9 @@ type Port struct {
 
 // Event is one change in a forward's life, kept in its event log.
 type Event struct {
+	// Seq numbers a forward's events from 1, so a reader of the bounded log knows what it
+	// has already seen.
+	Seq     uint64    `json:"seq"`
 	At      time.Time `json:"at"`
 	State   State     `json:"state"`
 	Pod     string    `json:"pod,omitempty"`

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,19 +19,18 @@ type ApplyOptions struct {
 }
 
 // Ref names an object for messages: "Deployment demo-api/api".
-func Ref(obj *unstructured.Unstructured) string {
-	if ns := obj.GetNamespace(); ns != "" {
-		return obj.GetKind() + " " + ns + "/" + obj.GetName()
-	}
-	return obj.GetKind() + " " + obj.GetName()
-}
+func Ref(obj *unstructured.Unstructured) string { return RefOf(obj).String() }
 
 // Apply server-side-applies obj with field manager roro and returns the object as the
 // server has it. Errors name the object and say what would fix them.
 func (c *Cluster) Apply(ctx context.Context, obj *unstructured.Unstructured, opts ApplyOptions) (*unstructured.Unstructured, error) {
+	op := "apply"
+	if opts.DryRun {
+		op = "dry-run"
+	}
 	ri, _, err := c.Resource(obj)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Ref(obj), err)
+		return nil, &ObjectError{Op: op, Object: RefOf(obj), Err: err}
 	}
 	ao := metav1.ApplyOptions{FieldManager: FieldManager, Force: opts.ForceConflicts}
 	if opts.DryRun {
@@ -42,24 +40,9 @@ func (c *Cluster) Apply(ctx context.Context, obj *unstructured.Unstructured, opt
 	defer cancel()
 	live, err := ri.Apply(ctx, obj.GetName(), obj, ao)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Ref(obj), explain(err))
+		return nil, objectError(op, obj, err)
 	}
 	return live, nil
-}
-
-// explain adds what to do to the API errors a user can act on.
-func explain(err error) error {
-	switch {
-	case apierrors.IsConflict(err):
-		return fmt.Errorf("%w; another field manager owns these fields: rerun with --force-conflicts to take them over", err)
-	case apierrors.IsForbidden(err):
-		return fmt.Errorf("forbidden: %w; ask for a Role that grants it, or use another context", err)
-	case apierrors.IsUnauthorized(err):
-		return fmt.Errorf("unauthorized: %w; your kubeconfig credentials were refused", err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the API server did not answer in time: %w", err)
-	}
-	return err
 }
 
 // ApplyAll applies objs in parallel (they must not depend on each other) and returns the
@@ -85,14 +68,14 @@ func (c *Cluster) ApplyAll(ctx context.Context, objs []*unstructured.Unstructure
 func (c *Cluster) Delete(ctx context.Context, obj *unstructured.Unstructured) error {
 	ri, _, err := c.Resource(obj)
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", Ref(obj), err)
+		return &ObjectError{Op: "delete", Object: RefOf(obj), Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	policy := metav1.DeletePropagationBackground
 	err = ri.Delete(ctx, obj.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete %s: %w", Ref(obj), explain(err))
+		return objectError("delete", obj, err)
 	}
 	return nil
 }
@@ -101,7 +84,7 @@ func (c *Cluster) Delete(ctx context.Context, obj *unstructured.Unstructured) er
 func (c *Cluster) Get(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	ri, _, err := c.Resource(obj)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", Ref(obj), err)
+		return nil, &ObjectError{Op: "get", Object: RefOf(obj), Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -110,7 +93,7 @@ func (c *Cluster) Get(ctx context.Context, obj *unstructured.Unstructured) (*uns
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", Ref(obj), explain(err))
+		return nil, objectError("get", obj, err)
 	}
 	return live, nil
 }

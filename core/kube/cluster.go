@@ -112,10 +112,7 @@ func (c *Cluster) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	if _, err := c.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("no answer within %s", c.Timeout)
-		}
-		return fmt.Errorf("cannot reach the cluster of context %q at %s: %w; check that it runs and that your kubeconfig points at it", c.Context, c.Server, err)
+		return &UnreachableError{Context: c.Context, Server: c.Server, Err: noAnswer(ctx, err, c.Timeout)}
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
@@ -87,16 +86,15 @@ func BenchmarkUp50(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rt := &Runtime{WS: ws, Connect: func(ctx context.Context, _ string) (*kube.Cluster, error) {
-			return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-		}}
+		rt := kubeEngine(b, tc, ws)
 		b.StartTimer()
 		start := time.Now()
-		if err := rt.Up(ctx, UpOptions{}); err != nil {
+		if err := runUp(ctx, rt, UpRequest{}); err != nil {
 			b.Fatal(err)
 		}
 		roroTime += time.Since(start)
 		b.StopTimer()
+		_ = rt.Close()
 
 		// The same objects, rendered the same way, for kubectl, into their own namespace.
 		kns := strings.Replace(ns, "roro", "kubectl", 1)

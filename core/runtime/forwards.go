@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/forward"
 )
 
@@ -26,197 +27,241 @@ func ForwardTarget(target string, inst render.InstanceInfo) string {
 	return kind + "/" + name + inst.Suffix
 }
 
-// Forwards runs every forward app.json declares for an app's instance until ctx ends, calling
-// onChange with all their statuses after each change. It returns an error when a forward
-// cannot start (a bad target, a local port in use), and stops the others then.
-func (r *Runtime) Forwards(ctx context.Context, app string, sel Selection, transport string, onChange func([]forward.Status)) error {
-	a, err := r.WS.Lookup(app)
+// forwardSpecs turns an app's declared forwards into the forward package's specs for one
+// instance.
+func forwardSpecs(app *workspace.App, inst render.InstanceInfo) ([]forward.Spec, error) {
+	var specs []forward.Spec
+	for i, fw := range app.File.Forwards {
+		hold, err := fw.HoldDuration()
+		if err != nil {
+			return nil, fmt.Errorf("forwards[%d].hold: %w", i, err)
+		}
+		s := forward.Spec{Namespace: inst.Namespace, Target: ForwardTarget(fw.Target, inst), Ports: fw.Ports, Address: fw.Address, Hold: hold}
+		if err := s.Check(); err != nil {
+			return nil, fmt.Errorf("forwards[%d]: %w", i, err)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// checkForwards reports what is wrong with an app's forwards, before anything is applied.
+func checkForwards(app *workspace.App) error {
+	_, err := forwardSpecs(app, render.InstanceInfo{Name: workspace.DefaultInstance, Namespace: app.Namespace()})
+	if err != nil {
+		return fmt.Errorf("%s: %w", workspace.AppFileName, err)
+	}
+	return nil
+}
+
+// forwardSet is the running forwards of one instance.
+type forwardSet struct {
+	key    InstanceKey
+	env    string
+	specs  []forward.Spec
+	cancel context.CancelFunc
+	done   chan struct{}
+	fws    []Forwarder
+}
+
+func (s *forwardSet) views() []ForwardView {
+	out := make([]ForwardView, len(s.fws))
+	for i, f := range s.fws {
+		out[i] = ForwardView{App: s.key.App, Instance: s.key.Instance, Status: f.Status()}
+	}
+	return out
+}
+
+// StartForwards starts an instance's forwards in the background; they run until
+// StopForwards, Down or Close. It returns once every local port is bound, or with the error
+// that kept one from binding (then none runs, and a later call tries again). Starting
+// forwards that run already does nothing.
+func (e *Engine) StartForwards(ctx context.Context, app string, sel Selection) error {
+	ws := e.Workspace()
+	a, err := ws.Lookup(app)
 	if err != nil {
 		return err
 	}
 	if len(a.File.Forwards) == 0 {
 		return fmt.Errorf("app %s declares no forwards: add \"forwards\" to its app.json", app)
 	}
-	inst, env, err := r.environmentOf(a, sel)
+	t, err := e.target(ws, a, sel.Environment, sel.Instance, nil)
 	if err != nil {
 		return err
 	}
-	c, err := r.Connect(ctx, env)
+	c, err := e.cluster(ctx, t.Environment)
 	if err != nil {
 		return err
 	}
-	var fs []*forward.Forward
-	var mu sync.Mutex
-	notify := func() {
-		if onChange == nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		st := make([]forward.Status, len(fs))
-		for i, f := range fs {
-			st[i] = f.Status()
-		}
-		onChange(st)
+	return e.startForwards(ctx, c, t)
+}
+
+// startForwards starts t's forwards on c; its error is also shown in the snapshot.
+func (e *Engine) startForwards(ctx context.Context, c Cluster, t Target) error {
+	err := e.bindForwards(ctx, c, t)
+	if !errors.Is(err, ErrClosed) {
+		e.noteForwardError(t.Key(), err)
 	}
-	mu.Lock()
-	for _, fw := range a.File.Forwards {
-		hold, _ := time.ParseDuration(fw.Hold) // checked when the workspace loaded; 0 means the default
-		f, err := forward.New(c.Config, c.Kube, forward.Spec{
-			Namespace: inst.Namespace, Target: ForwardTarget(fw.Target, inst), Ports: fw.Ports, Address: fw.Address, Hold: hold,
-		}, forward.Options{Transport: transport, Now: r.now, OnChange: func() { go notify() }})
+	return err
+}
+
+func (e *Engine) bindForwards(ctx context.Context, c Cluster, t Target) error {
+	specs, err := forwardSpecs(t.App, t.Instance)
+	if err != nil {
+		return fmt.Errorf("app %s: %w", t.App.Name, err)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := e.forwards[t.Key()]; ok {
+		e.mu.Unlock()
+		return nil
+	}
+	fctx, cancel := context.WithCancel(e.ctx)
+	set := &forwardSet{key: t.Key(), env: t.Environment, specs: specs, cancel: cancel, done: make(chan struct{})}
+	for _, s := range specs {
+		f, err := c.Forward(s, forward.Options{Transport: e.opts.Transport, Now: e.opts.Now, OnChange: e.changed})
 		if err != nil {
-			mu.Unlock()
-			return fmt.Errorf("app %s: forward %s: %w", app, fw.Target, err)
+			e.mu.Unlock()
+			cancel()
+			return fmt.Errorf("app %s: forward %s: %w", t.App.Name, s.Target, err)
 		}
-		fs = append(fs, f)
+		set.fws = append(set.fws, f)
 	}
-	mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(fs))
+	e.forwards[t.Key()] = set
+	errc := make(chan error, len(set.fws))
 	var wg sync.WaitGroup
-	for _, f := range fs {
+	for _, f := range set.fws {
 		wg.Go(func() {
-			if err := f.Run(ctx); err != nil {
-				errs <- fmt.Errorf("app %s: forward %s: %w", app, f.Status().Target, err)
-				cancel()
+			if err := f.Run(fctx); err != nil {
+				errc <- fmt.Errorf("app %s: forward %s: %w", t.App.Name, f.Status().Target, err)
+				cancel() // one forward that cannot start stops its siblings
 			}
 		})
 	}
-	wg.Wait()
-	notify() // the final states (stopped), before returning
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
-}
-
-// running is the set of forwards of one instance that this process runs in the background.
-type running struct {
-	cancel   context.CancelFunc
-	done     chan struct{}
-	mu       sync.Mutex
-	statuses []forward.Status
-}
-
-// forwardKey names an instance's forwards.
-func forwardKey(app, instance string) string { return app + "/" + instance }
-
-// StartForwards starts an instance's forwards in the background, for as long as this process
-// runs or until StopForwards (down stops them too). It returns once every local port is bound,
-// or with the error that kept one from binding. Starting forwards that run already does
-// nothing.
-func (r *Runtime) StartForwards(ctx context.Context, app string, sel Selection, transport string) error {
-	a := r.WS.App(app)
-	if a == nil || len(a.File.Forwards) == 0 {
-		return nil
-	}
-	inst, _, err := r.environmentOf(a, sel)
-	if err != nil {
-		return err
-	}
-	key := forwardKey(app, inst.Name)
-	r.fwMu.Lock()
-	if r.forwards == nil {
-		r.forwards = map[string]*running{}
-	}
-	if _, ok := r.forwards[key]; ok {
-		r.fwMu.Unlock()
-		return nil
-	}
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	run := &running{cancel: cancel, done: make(chan struct{})}
-	r.forwards[key] = run
-	r.fwMu.Unlock()
-	bound := make(chan struct{})
-	var once sync.Once
-	errc := make(chan error, 1)
-	go func() {
-		defer close(run.done)
-		err := r.Forwards(fctx, app, sel, transport, func(all []forward.Status) {
-			run.mu.Lock()
-			run.statuses = all
-			run.mu.Unlock()
-			ready := len(all) == len(a.File.Forwards)
-			for _, st := range all {
-				ready = ready && st.State != forward.Starting
+	e.wg.Go(func() {
+		wg.Wait()
+		close(set.done)
+		e.changed()
+	})
+	e.mu.Unlock()
+	e.changed()
+	// Wait until every forward is bound, or one fails, or the caller gives up.
+	for _, f := range set.fws {
+		select {
+		case <-f.Ready():
+			continue
+		case err := <-errc:
+			e.dropForwards(set)
+			return err
+		case <-ctx.Done():
+			e.dropForwards(set)
+			return ctx.Err()
+		case <-set.done:
+			e.dropForwards(set)
+			select {
+			case err := <-errc:
+				return err
+			default:
+				return fmt.Errorf("the forwards of %s ended before binding", t.Key())
 			}
-			if ready {
-				once.Do(func() { close(bound) })
-			}
-			if r.OnForwardChange != nil {
-				r.OnForwardChange()
-			}
-		})
-		errc <- err
-	}()
-	select {
-	case <-bound:
-		return nil
-	case err := <-errc:
-		r.fwMu.Lock()
-		delete(r.forwards, key)
-		r.fwMu.Unlock()
-		if err == nil {
-			err = fmt.Errorf("the forwards of %s ended before binding", key)
-		}
-		return err
-	}
-}
-
-// StopForwards stops an instance's background forwards, if any, and waits until their ports
-// are free.
-func (r *Runtime) StopForwards(app, instance string) {
-	r.fwMu.Lock()
-	run := r.forwards[forwardKey(app, instance)]
-	delete(r.forwards, forwardKey(app, instance))
-	r.fwMu.Unlock()
-	if run != nil {
-		run.cancel()
-		<-run.done
-		if r.OnForwardChange != nil {
-			r.OnForwardChange()
 		}
 	}
+	return nil
 }
 
-// ForwardStatuses returns the status of every background forward, by instance and target.
-func (r *Runtime) ForwardStatuses() []forward.Status {
-	r.fwMu.Lock()
-	keys := make([]string, 0, len(r.forwards))
-	for k := range r.forwards {
-		keys = append(keys, k)
+// dropForwards stops a set and forgets it, when it is still the instance's, and returns its
+// final statuses.
+func (e *Engine) dropForwards(set *forwardSet) []ForwardView {
+	set.cancel()
+	<-set.done
+	final := set.views()
+	e.mu.Lock()
+	if e.forwards[set.key] == set {
+		delete(e.forwards, set.key)
 	}
-	r.fwMu.Unlock()
-	slices.Sort(keys)
-	var out []forward.Status
-	for _, k := range keys {
-		r.fwMu.Lock()
-		run := r.forwards[k]
-		r.fwMu.Unlock()
-		if run == nil {
+	e.mu.Unlock()
+	e.changed()
+	return final
+}
+
+// StopForwards stops an instance's forwards, if any, and returns once their ports are free.
+func (e *Engine) StopForwards(app, instance string) {
+	if instance == "" {
+		instance = workspace.DefaultInstance
+	}
+	e.mu.Lock()
+	set := e.forwards[InstanceKey{app, instance}]
+	delete(e.fwErrs, InstanceKey{app, instance})
+	e.mu.Unlock()
+	if set != nil {
+		e.dropForwards(set)
+	}
+}
+
+// StopAllForwards stops every forward and returns once every port is free, with their final
+// statuses.
+func (e *Engine) StopAllForwards() []ForwardView {
+	e.mu.Lock()
+	sets := make([]*forwardSet, 0, len(e.forwards))
+	for _, s := range e.forwards {
+		sets = append(sets, s)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(sets, func(a, b *forwardSet) int { return strings.Compare(a.key.String(), b.key.String()) })
+	var final []ForwardView
+	for _, s := range sets {
+		final = append(final, e.dropForwards(s)...)
+	}
+	return final
+}
+
+// reconcileForwardsLocked compares running forwards with a new workspace: those whose app is
+// gone or whose specs changed stop, and the changed ones restart (the returned functions,
+// called without the lock). The others are untouched.
+func (e *Engine) reconcileForwardsLocked(ws *workspace.Workspace) []func() {
+	var todo []func()
+	for key, set := range e.forwards {
+		app := ws.App(key.App)
+		var specs []forward.Spec
+		var err error
+		var t Target
+		if app != nil {
+			if t, err = e.target(ws, app, set.env, key.Instance, nil); err == nil {
+				specs, err = forwardSpecs(app, t.Instance)
+			}
+		}
+		if app != nil && err == nil && reflect.DeepEqual(specs, set.specs) {
 			continue
 		}
-		run.mu.Lock()
-		out = append(out, run.statuses...)
-		run.mu.Unlock()
+		restart := app != nil && err == nil && len(specs) > 0
+		todo = append(todo, func() {
+			e.dropForwards(set)
+			if !restart {
+				return
+			}
+			c, err := e.cluster(e.ctx, t.Environment)
+			if err != nil {
+				e.noteForwardError(t.Key(), err)
+				return
+			}
+			_ = e.startForwards(e.ctx, c, t) // its error shows in the snapshot
+		})
 	}
-	return out
+	return todo
 }
 
-// StopAllForwards stops every background forward.
-func (r *Runtime) StopAllForwards() {
-	r.fwMu.Lock()
-	var keys []string
-	for k := range r.forwards {
-		keys = append(keys, k)
+// noteForwardError records why an instance's forwards are not running, for the snapshot;
+// nil clears it.
+func (e *Engine) noteForwardError(key InstanceKey, err error) {
+	e.mu.Lock()
+	if err == nil {
+		delete(e.fwErrs, key)
+	} else {
+		e.fwErrs[key] = err.Error()
 	}
-	r.fwMu.Unlock()
-	for _, k := range keys {
-		app, inst, _ := strings.Cut(k, "/")
-		r.StopForwards(app, inst)
-	}
+	e.mu.Unlock()
+	e.changed()
 }

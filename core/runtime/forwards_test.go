@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/internal/testcluster"
@@ -31,19 +30,14 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &Runtime{WS: ws, Connect: func(ctx context.Context, _ string) (*kube.Cluster, error) {
-		return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-	}}
-	w := startWatcher(t, tc)
-	w.Forwards = rt.ForwardStatuses
-	rt.OnForwardChange = w.Poke
-	t.Cleanup(func() { _, _ = rt.Down(context.Background(), DownOptions{}) })
+	rt := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
 	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
 	ctx := testcluster.Context(t, time.Minute)
-	if err := rt.Up(ctx, UpOptions{Forward: true}); err != nil {
+	if err := runUp(ctx, rt, UpRequest{Forward: true}); err != nil {
 		t.Fatal(err)
 	}
-	s := waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool {
+	s := waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
 		return len(s.Forwards) == 1 && s.Forwards[0].State == forward.Connected
 	})
 	fs := s.Forwards[0]
@@ -64,11 +58,11 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 		t.Fatalf("echo %q %v", got, err)
 	}
 	c.Close()
-	if _, err := rt.Down(ctx, DownOptions{}); err != nil {
+	if _, err := runDown(ctx, rt, DownRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rt.ForwardStatuses()) != 0 {
-		t.Errorf("forwards still running after down: %+v", rt.ForwardStatuses())
+	if fw := rt.Snapshot().Forwards; len(fw) != 0 {
+		t.Errorf("forwards still running after down: %+v", fw)
 	}
 	ln, err := net.Listen("tcp", local)
 	if err != nil {
@@ -76,5 +70,5 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 0 })
+	waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 0 })
 }

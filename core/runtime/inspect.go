@@ -2,139 +2,98 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
-	"github.com/pmezard/go-difflib/difflib"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
-
-	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/workspace"
 )
 
-// Env resolves one app's env for the selection against its environment's cluster.
-func (r *Runtime) Env(ctx context.Context, app string, sel Selection) (*render.Env, error) {
-	a, err := r.WS.Lookup(app)
+// Env resolves an app instance's env against its environment's cluster.
+func (e *Engine) Env(ctx context.Context, app string, sel Selection) (*render.Env, error) {
+	t, c, err := e.resolve(ctx, app, sel, nil)
 	if err != nil {
 		return nil, err
 	}
-	_, env, err := r.environmentOf(a, sel)
-	if err != nil {
-		return nil, err
-	}
-	c, err := r.Connect(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	return render.ResolveEnv(ctx, a, env, r.LookupHost, kube.ObjectReader{Cluster: c})
+	return c.Env(ctx, t)
 }
 
 // Diff compares what an up would apply (a server-side dry run of the rendered objects) with
-// the live objects, as a unified diff per object. Secret data and secret env values are
-// masked on both sides. An object the cluster lacks shows as all added; an object the
-// instance owns but no longer renders, as all removed.
-func (r *Runtime) Diff(ctx context.Context, app string, sel Selection, values map[string]any) (string, error) {
-	a, err := r.WS.Lookup(app)
+// the live objects, as a unified diff per object, secrets masked.
+func (e *Engine) Diff(ctx context.Context, app string, sel Selection, values map[string]any) (string, error) {
+	t, c, err := e.resolve(ctx, app, sel, values)
 	if err != nil {
 		return "", err
 	}
-	inst, env, err := r.environmentOf(a, sel)
+	return c.Diff(ctx, t)
+}
+
+// RenderOffline renders an app instance exactly as up applies it (injected env and the env
+// Secret included) without a cluster: env read from cluster objects becomes a visible
+// placeholder, listed in the returned Env's Unresolved.
+func RenderOffline(ctx context.Context, ws *workspace.Workspace, app string, sel Selection, values map[string]any, lookupHost func(string) (string, bool)) (*render.Result, *render.Env, error) {
+	a, err := ws.Lookup(app)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	c, err := r.Connect(ctx, env)
+	info, env, err := render.ResolveInstance(ws, a, render.Request{Environment: sel.Environment, Instance: sel.Instance})
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	res, resolved, err := r.renderInstance(ctx, c, a, inst, env, values)
-	if err != nil {
-		return "", err
+	return RenderTarget(ctx, Target{WS: ws, App: a, Instance: info, Environment: env, Values: values, LookupHost: lookupHost}, nil)
+}
+
+// Validation is what Validate found.
+type Validation struct {
+	Apps, Environments int
+	// Renders counts the instance renders that succeeded, Objects their objects.
+	Renders, Objects int
+	// Problems are every problem, each once, naming the environments it shows in.
+	Problems []error
+}
+
+// Validate renders every instance of every app in every environment (its pinned one only,
+// for an instance that pins one), as up would apply it, with host variables and cluster
+// objects as placeholders, and checks every app's forwards. The same problem in several
+// environments is one problem naming them all.
+func Validate(ctx context.Context, ws *workspace.Workspace) Validation {
+	placeholder := func(name string) (string, bool) { return "<" + name + ">", true }
+	v := Validation{Apps: len(ws.Apps), Environments: len(ws.EnvironmentNames())}
+	var order []string
+	envsOf := map[string][]string{}
+	envs := ws.EnvironmentNames()
+	if len(envs) == 0 {
+		envs = []string{""}
 	}
-	var secrets []string
-	for name := range resolved.Secret {
-		secrets = append(secrets, resolved.Values[name])
+	for _, app := range ws.Apps {
+		if err := checkForwards(app); err != nil {
+			v.Problems = append(v.Problems, &AppError{App: app.Name, Err: err})
+		}
+		for _, inst := range append([]string{workspace.DefaultInstance}, app.InstanceNames()...) {
+			for _, env := range envs {
+				if pinned := app.File.Instances[inst].Environment; pinned != "" && pinned != env {
+					continue
+				}
+				res, _, err := RenderOffline(ctx, ws, app.Name, Selection{Environment: env, Instance: inst}, nil, placeholder)
+				if err != nil {
+					msg := err.Error()
+					if _, seen := envsOf[msg]; !seen {
+						order = append(order, msg)
+					}
+					envsOf[msg] = append(envsOf[msg], env)
+					continue
+				}
+				v.Renders++
+				v.Objects += len(res.Objects)
+			}
+		}
 	}
-	var b strings.Builder
-	seen := map[string]bool{}
-	for _, o := range res.Objects {
-		if !isMember(o) {
+	for _, msg := range order {
+		if envsOf[msg][0] == "" {
+			v.Problems = append(v.Problems, fmt.Errorf("%s", msg))
 			continue
 		}
-		seen[kube.Key(o)] = true
-		live, err := c.Get(ctx, o)
-		if err != nil {
-			return "", err
-		}
-		var after *unstructured.Unstructured
-		if live == nil {
-			after = o
-		} else if after, err = c.Apply(ctx, o.DeepCopy(), kube.ApplyOptions{DryRun: true, ForceConflicts: true}); err != nil {
-			return "", err
-		}
-		writeDiff(&b, kube.Ref(o), live, after, secrets)
+		v.Problems = append(v.Problems, fmt.Errorf("%s (environment %s)", msg, strings.Join(envsOf[msg], ", ")))
 	}
-	if parent, err := findParent(ctx, c, a.Name, inst); err == nil && parent != nil {
-		members, err := c.Members(ctx, parent)
-		if err != nil {
-			return "", err
-		}
-		for _, m := range members {
-			if !seen[kube.Key(m)] {
-				writeDiff(&b, kube.Ref(m)+" (pruned by the next up)", m, nil, secrets)
-			}
-		}
-	}
-	return b.String(), nil
-}
-
-// writeDiff appends the unified diff of one object's live and desired forms.
-func writeDiff(b *strings.Builder, name string, live, want *unstructured.Unstructured, secrets []string) {
-	from, to := comparable(live, secrets), comparable(want, secrets)
-	if from == to {
-		return
-	}
-	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(from), B: difflib.SplitLines(to),
-		FromFile: "live/" + name, ToFile: "rendered/" + name, Context: 3,
-	})
-	b.WriteString(d)
-}
-
-// comparable is an object as YAML without the fields the server owns, with secrets masked.
-func comparable(o *unstructured.Unstructured, secrets []string) string {
-	if o == nil {
-		return ""
-	}
-	c := o.DeepCopy()
-	for _, f := range []string{"managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"} {
-		unstructured.RemoveNestedField(c.Object, "metadata", f)
-	}
-	unstructured.RemoveNestedField(c.Object, "status")
-	if anns := c.GetAnnotations(); anns != nil {
-		delete(anns, "deployment.kubernetes.io/revision")
-		if len(anns) == 0 {
-			anns = nil
-		}
-		c.SetAnnotations(anns)
-	}
-	if c.GetKind() == "Secret" {
-		for _, field := range []string{"data", "stringData"} {
-			if m, ok := c.Object[field].(map[string]any); ok {
-				for k := range m {
-					m[k] = "******"
-				}
-			}
-		}
-	}
-	y, err := yaml.Marshal(c.Object)
-	if err != nil {
-		return err.Error()
-	}
-	s := string(y)
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "******")
-		}
-	}
-	return s
+	return v
 }

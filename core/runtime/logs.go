@@ -1,174 +1,145 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"sync"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/workspace"
 )
 
-// LogOptions say which logs to stream.
-type LogOptions struct {
-	Selection
-	// Follow keeps streaming, and picks up pods that start later.
-	Follow bool
-	// Tail is the number of lines from the end of each log to start with; 0 means all.
-	Tail int64
-	// Since starts each log this long ago; 0 means from the start.
-	Since time.Duration
+// Logs streams the logs of an instance's pods (those its workloads select, and its bare
+// pods) to emit, one line at a time. With opts.Follow it runs until ctx ends, adding pods as
+// they start. emit is never called after Logs returns.
+func (e *Engine) Logs(ctx context.Context, app string, sel Selection, opts kube.LogOptions, emit func(kube.LogLine)) error {
+	t, c, err := e.resolve(ctx, app, sel, nil)
+	if err != nil {
+		return err
+	}
+	return c.Logs(ctx, t, opts, emit)
 }
 
-// Logs streams the logs of every container of an app instance's pods to w, one line at a
-// time, each prefixed with [pod/container]. Pods are those selected by the instance's
-// workloads (and its bare pods). With Follow it runs until ctx ends, adding pods as they
-// appear.
-func (r *Runtime) Logs(ctx context.Context, app string, opts LogOptions, w io.Writer) error {
-	a, err := r.WS.Lookup(app)
+// resolve finds app's instance for sel and its environment's cluster.
+func (e *Engine) resolve(ctx context.Context, app string, sel Selection, values map[string]any) (Target, Cluster, error) {
+	ws := e.Workspace()
+	a, err := ws.Lookup(app)
+	if err != nil {
+		return Target{}, nil, err
+	}
+	t, err := e.target(ws, a, sel.Environment, sel.Instance, values)
+	if err != nil {
+		return Target{}, nil, err
+	}
+	c, err := e.cluster(ctx, t.Environment)
+	if err != nil {
+		return Target{}, nil, err
+	}
+	return t, c, nil
+}
+
+// LogBuffer is the latest lines of an instance's logs that the engine follows, with the
+// state of the following.
+type LogBuffer struct {
+	Lines []kube.LogLine
+	// Following is true while the engine streams; Err is why it stopped, when it failed.
+	Following bool
+	Err       error
+	// Dropped counts the lines that fell out of the buffer.
+	Dropped int
+}
+
+// logFollower follows one instance's logs into a ring of the latest lines.
+type logFollower struct {
+	cancel  context.CancelFunc
+	max     int
+	lines   []kube.LogLine
+	dropped int
+	err     error
+	running bool
+}
+
+// maxLogLines bounds each instance's log buffer.
+const maxLogLines = 5000
+
+// FollowLogs starts following an instance's logs into a bounded buffer (the latest 5,000
+// lines), read with LogLines; each new line publishes a snapshot signal. It runs until
+// StopLogs or Close; following an instance already followed does nothing.
+func (e *Engine) FollowLogs(app string, sel Selection) error {
+	ws := e.Workspace()
+	a, err := ws.Lookup(app)
 	if err != nil {
 		return err
 	}
-	inst, env, err := r.environmentOf(a, opts.Selection)
+	t, err := e.target(ws, a, sel.Environment, sel.Instance, nil)
 	if err != nil {
 		return err
 	}
-	c, err := r.Connect(ctx, env)
-	if err != nil {
-		return err
+	key := t.Key()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
 	}
-	parent, err := findParent(ctx, c, a.Name, inst)
-	if err != nil {
-		return err
+	if lf := e.logs[key]; lf != nil && lf.running {
+		e.mu.Unlock()
+		return nil
 	}
-	if parent == nil {
-		return fmt.Errorf("%s (%s) is not running: start it with `roro up %s`", a.Name, inst.Name, a.Name)
-	}
-	members, err := c.Members(ctx, parent)
-	if err != nil {
-		return err
-	}
-	selectors := podSelectors(members)
-	if len(selectors) == 0 {
-		return fmt.Errorf("%s (%s) has no workloads with pods", a.Name, inst.Name)
-	}
-	out := &lineWriter{w: w}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	streaming := map[string]bool{}
-	start := func(pod *corev1.Pod) {
-		containers := append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
-		for _, ctr := range containers {
-			key := pod.Namespace + "/" + pod.Name + "/" + ctr.Name
-			mu.Lock()
-			seen := streaming[key]
-			streaming[key] = true
-			mu.Unlock()
-			if seen {
-				continue
-			}
-			wg.Go(func() {
-				err := streamContainer(ctx, c, pod, ctr.Name, opts, out)
-				if err != nil && ctx.Err() == nil {
-					out.line(fmt.Sprintf("[%s/%s] roro: %v", pod.Name, ctr.Name, err))
-				}
-			})
-		}
-	}
-	for _, sel := range selectors {
-		list, err := c.Kube.CoreV1().Pods(sel.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.selector.String()})
-		if err != nil {
-			return fmt.Errorf("list pods of %s: %w", sel.owner, err)
-		}
-		for i := range list.Items {
-			if list.Items[i].Status.Phase == corev1.PodRunning || list.Items[i].Status.Phase == corev1.PodSucceeded || list.Items[i].Status.Phase == corev1.PodFailed {
-				start(&list.Items[i])
-			}
-		}
-		if opts.Follow {
-			wch, err := c.Kube.CoreV1().Pods(sel.namespace).Watch(ctx, metav1.ListOptions{LabelSelector: sel.selector.String(), ResourceVersion: list.ResourceVersion})
+	ctx, cancel := context.WithCancel(e.ctx)
+	lf := &logFollower{cancel: cancel, max: maxLogLines, running: true}
+	e.logs[key] = lf
+	e.mu.Unlock()
+	e.wg.Go(func() {
+		defer cancel()
+		err := func() error {
+			c, err := e.cluster(ctx, t.Environment)
 			if err != nil {
-				return fmt.Errorf("watch pods of %s: %w", sel.owner, err)
+				return err
 			}
-			wg.Go(func() {
-				defer wch.Stop()
-				for ev := range wch.ResultChan() {
-					if pod, ok := ev.Object.(*corev1.Pod); ok && ev.Type != watch.Deleted && pod.Status.Phase == corev1.PodRunning {
-						start(pod)
-					}
+			return c.Logs(ctx, t, kube.LogOptions{Follow: true, Tail: 200}, func(l kube.LogLine) {
+				e.mu.Lock()
+				lf.lines = append(lf.lines, l)
+				if over := len(lf.lines) - lf.max; over > 0 {
+					lf.lines = append(lf.lines[:0:0], lf.lines[over:]...)
+					lf.dropped += over
 				}
+				e.mu.Unlock()
+				e.changed()
 			})
+		}()
+		e.mu.Lock()
+		lf.running = false
+		if ctx.Err() == nil {
+			lf.err = err
 		}
-	}
-	wg.Wait()
+		e.mu.Unlock()
+		e.changed()
+	})
 	return nil
 }
 
-// podSelector finds the pods of one workload.
-type podSelector struct {
-	owner     string
-	namespace string
-	selector  labels.Selector
+// LogLines returns a copy of an instance's log buffer.
+func (e *Engine) LogLines(app, instance string) LogBuffer {
+	if instance == "" {
+		instance = workspace.DefaultInstance
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lf := e.logs[InstanceKey{app, instance}]
+	if lf == nil {
+		return LogBuffer{}
+	}
+	return LogBuffer{Lines: append([]kube.LogLine(nil), lf.lines...), Following: lf.running, Err: lf.err, Dropped: lf.dropped}
 }
 
-// podSelectors returns a selector per workload of the instance, and one per bare pod.
-func podSelectors(members []*unstructured.Unstructured) []podSelector {
-	var out []podSelector
-	for _, m := range members {
-		switch m.GetKind() {
-		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
-			ml, found, _ := unstructured.NestedStringMap(m.Object, "spec", "selector", "matchLabels")
-			if !found || len(ml) == 0 {
-				continue
-			}
-			out = append(out, podSelector{owner: kube.Ref(m), namespace: m.GetNamespace(), selector: labels.SelectorFromSet(ml)})
-		case "Pod":
-			out = append(out, podSelector{owner: kube.Ref(m), namespace: m.GetNamespace(),
-				selector: labels.SelectorFromSet(labels.Set(m.GetLabels()))})
-		}
+// StopLogs stops following an instance's logs and drops its buffer.
+func (e *Engine) StopLogs(app, instance string) {
+	if instance == "" {
+		instance = workspace.DefaultInstance
 	}
-	return out
-}
-
-func streamContainer(ctx context.Context, c *kube.Cluster, pod *corev1.Pod, container string, opts LogOptions, out *lineWriter) error {
-	lo := &corev1.PodLogOptions{Container: container, Follow: opts.Follow}
-	if opts.Tail > 0 {
-		lo.TailLines = &opts.Tail
+	e.mu.Lock()
+	lf := e.logs[InstanceKey{app, instance}]
+	delete(e.logs, InstanceKey{app, instance})
+	e.mu.Unlock()
+	if lf != nil {
+		lf.cancel()
 	}
-	if opts.Since > 0 {
-		s := int64(opts.Since.Seconds())
-		lo.SinceSeconds = &s
-	}
-	rc, err := c.Kube.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, lo).Stream(ctx)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	prefix := "[" + pod.Name + "/" + container + "] "
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		out.line(prefix + sc.Text())
-	}
-	return sc.Err()
-}
-
-// lineWriter writes whole lines from many goroutines without interleaving them.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) line(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintln(l.w, s)
 }

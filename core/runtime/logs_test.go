@@ -30,6 +30,11 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// line appends a log line as `roro logs` prints it.
+func (b *syncBuffer) line(l kube.LogLine) {
+	_, _ = b.Write([]byte("[" + l.Pod + "/" + l.Container + "] " + l.Line + "\n"))
+}
+
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -51,11 +56,9 @@ func TestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &Runtime{WS: ws, Connect: func(ctx context.Context, _ string) (*kube.Cluster, error) {
-		return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-	}}
-	t.Cleanup(func() { _, _ = rt.Down(context.Background(), DownOptions{}) })
-	if err := rt.Up(ctx, UpOptions{}); err != nil {
+	rt := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
+	if err := runUp(ctx, rt, UpRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	pods, err := tc.WaitPods(ctx, ns, "app=talk", 1)
@@ -85,11 +88,11 @@ func TestLogs(t *testing.T) {
 
 	var out syncBuffer
 	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		var once bytes.Buffer
-		if err := rt.Logs(ctx, "talk", LogOptions{}, &once); err != nil {
+		var once syncBuffer
+		if err := rt.Logs(ctx, "talk", Selection{}, kube.LogOptions{}, once.line); err != nil {
 			return false, nil // kwok may not have the Logs object yet
 		}
-		out.Write(once.Bytes())
+		out.Write([]byte(once.String()))
 		return strings.Contains(once.String(), "world"), nil
 	})
 	if err != nil {
@@ -103,7 +106,10 @@ func TestLogs(t *testing.T) {
 	defer cancel()
 	var followed syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- rt.Logs(fctx, "talk", LogOptions{Follow: true}, &followed) }()
+	go func() { done <- rt.Logs(fctx, "talk", Selection{}, kube.LogOptions{Follow: true}, followed.line) }()
+	if err := rt.FollowLogs("talk", Selection{}); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +121,19 @@ func TestLogs(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("follow did not show the appended line: %v\n%s", err, followed.String())
+	}
+	// The engine's own buffer follows too, with the kubelet's timestamps.
+	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		buf := rt.LogLines("talk", "")
+		return len(buf.Lines) == 3 && buf.Following && buf.Lines[2].Line == "again" && buf.Lines[2].Pod == pod, nil
+	})
+	if err != nil {
+		t.Errorf("the engine's log buffer: %+v", rt.LogLines("talk", ""))
+	}
+	for _, l := range rt.LogLines("talk", "").Lines {
+		if l.Time.IsZero() || time.Since(l.Time) > time.Minute {
+			t.Errorf("line %q has no time, or a wrong one: %v", l.Line, l.Time)
+		}
 	}
 	cancel()
 	select {

@@ -5,27 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"sync"
 
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/rorokube/roro/core/kube"
 )
 
-// Instance health summaries.
-const (
-	Healthy     = "healthy"
-	Progressing = "progressing"
-	Failed      = "failed"
-)
-
-// InstanceStatus is one running instance as the cluster shows it.
+// InstanceStatus is one running instance as the cluster shows it, for `roro ps`.
 type InstanceStatus struct {
 	App         string   `json:"app"`
 	Instance    string   `json:"instance"`
 	Environment string   `json:"environment"`
 	Context     string   `json:"context"`
 	Namespace   string   `json:"namespace"`
-	Health      string   `json:"health"`
+	Health      Health   `json:"health"`
 	Objects     int      `json:"objects"`
 	Ready       int      `json:"ready"`
 	NotReady    []string `json:"notReady,omitempty"`
@@ -33,59 +28,114 @@ type InstanceStatus struct {
 	InWorkspace bool `json:"inWorkspace"`
 }
 
-// Ps lists every instance of this workspace's apps running in the clusters of its
-// environments, found from the cluster's labels (not the local cache), with kstatus health.
-// It refreshes the local cache from what it found.
-func (r *Runtime) Ps(ctx context.Context) ([]InstanceStatus, error) {
-	envs := r.WS.EnvironmentNames()
-	if len(envs) == 0 {
-		envs = []string{""}
+// Instances lists roro's instances in the cluster, with their objects' health, once.
+func (k *kubeCluster) Instances(ctx context.Context) ([]InstanceView, error) {
+	parents, err := k.c.ListParents(ctx)
+	if err != nil {
+		return nil, err
 	}
-	seen := map[string]bool{} // contexts already listed
-	var out []InstanceStatus
+	var out []InstanceView
 	var errs []error
-	for _, env := range envs {
-		c, err := r.Connect(ctx, env)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("environment %s: %w", env, err))
-			continue
-		}
-		if seen[c.Context+"@"+c.Server] {
-			continue
-		}
-		seen[c.Context+"@"+c.Server] = true
-		parents, err := c.ListParents(ctx)
+	for _, p := range parents {
+		iv := InstanceView{App: p.Set.App, Instance: p.Set.Instance, Environment: p.Set.Environment, Context: k.c.Context,
+			Namespace: p.Set.ParentNamespace, Workspace: p.Set.Workspace, Running: true, Health: Healthy}
+		members, err := k.c.Members(ctx, p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, p := range parents {
-			if p.Set.Workspace != "" && p.Set.Workspace != r.WS.File.Name {
-				continue
+		for _, m := range members {
+			h := kube.HealthOf(m)
+			iv.Objects = append(iv.Objects, ObjectView{Ref: kube.RefOf(m), Health: h})
+			switch {
+			case h.Status == status.FailedStatus:
+				iv.Health = Failed
+			case h.Status != status.CurrentStatus && iv.Health != Failed:
+				iv.Health = Progressing
 			}
-			st := InstanceStatus{App: p.Set.App, Instance: p.Set.Instance, Environment: p.Set.Environment,
-				Context: c.Context, Namespace: p.Set.ParentNamespace, InWorkspace: r.WS.App(p.Set.App) != nil}
-			members, err := c.Members(ctx, p)
+		}
+		out = append(out, iv)
+	}
+	return out, errors.Join(errs...)
+}
+
+// EnvironmentError is a failure in one environment of a workspace-wide command.
+type EnvironmentError struct {
+	Environment string
+	Err         error
+}
+
+func (e *EnvironmentError) Error() string {
+	if e.Environment == "" {
+		return e.Err.Error()
+	}
+	return "environment " + e.Environment + ": " + e.Err.Error()
+}
+
+func (e *EnvironmentError) Unwrap() error { return e.Err }
+
+// Ps lists every instance of this workspace's apps running in the clusters of its
+// environments, found from the clusters' labels (not the local cache), with kstatus health.
+// Environments are asked in parallel; one that fails is one error, naming it, and the others
+// are still listed. It refreshes the local cache when every environment answered.
+func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
+	ws := e.Workspace()
+	envs := ws.EnvironmentNames()
+	if len(envs) == 0 {
+		envs = []string{""}
+	}
+	type answer struct {
+		cluster string
+		list    []InstanceView
+		err     error
+	}
+	answers := make([]answer, len(envs))
+	var wg sync.WaitGroup
+	for i, env := range envs {
+		wg.Go(func() {
+			c, err := e.cluster(ctx, env)
 			if err != nil {
-				errs = append(errs, err)
+				answers[i].err = &EnvironmentError{Environment: env, Err: err}
+				return
+			}
+			answers[i].cluster = c.Context() + "@" + c.Server()
+			list, err := c.Instances(ctx)
+			answers[i].list = list
+			if err != nil {
+				answers[i].err = &EnvironmentError{Environment: env, Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{} // clusters already listed
+	seenErr := map[string]bool{}
+	var out []InstanceStatus
+	var errs []error
+	for _, a := range answers {
+		if a.err != nil {
+			// Environments on the same unreachable cluster fail alike: say it once.
+			msg := a.err.(*EnvironmentError).Err.Error()
+			if !seenErr[msg] {
+				seenErr[msg] = true
+				errs = append(errs, a.err)
+			}
+		}
+		if a.cluster == "" || seen[a.cluster] {
+			continue
+		}
+		seen[a.cluster] = true
+		for _, iv := range a.list {
+			if iv.Workspace != "" && iv.Workspace != ws.File.Name {
 				continue
 			}
-			st.Objects = len(members)
-			st.Health = Healthy
-			for _, m := range members {
-				h := kube.HealthOf(m)
-				switch h.Status {
-				case status.CurrentStatus:
+			st := InstanceStatus{App: iv.App, Instance: iv.Instance, Environment: iv.Environment, Context: iv.Context,
+				Namespace: iv.Namespace, Health: iv.Health, Objects: len(iv.Objects), InWorkspace: ws.App(iv.App) != nil}
+			for _, o := range iv.Objects {
+				if o.Health.Status == status.CurrentStatus {
 					st.Ready++
 					continue
-				case status.FailedStatus:
-					st.Health = Failed
-				default:
-					if st.Health != Failed {
-						st.Health = Progressing
-					}
 				}
-				st.NotReady = append(st.NotReady, fmt.Sprintf("%s: %s %s", kube.Ref(m), h.Status, h.Message))
+				st.NotReady = append(st.NotReady, strings.TrimSpace(fmt.Sprintf("%s: %s %s", o.Ref, o.Health.Status, o.Health.Message)))
 			}
 			out = append(out, st)
 		}
@@ -96,13 +146,13 @@ func (r *Runtime) Ps(ctx context.Context) ([]InstanceStatus, error) {
 		}
 		return out[i].Instance < out[j].Instance
 	})
-	if r.Store != nil && len(errs) == 0 {
-		_ = r.Store.Update(func(st *State) {
-			st.Workspace = r.WS.Dir
+	if e.opts.Store != nil && len(errs) == 0 {
+		_ = e.opts.Store.Update(func(st *State) {
+			st.Workspace = ws.Dir
 			st.Deployed = nil
 			for _, s := range out {
 				st.Record(Deployed{App: s.App, Instance: s.Instance, Environment: s.Environment, Context: s.Context,
-					Namespace: s.Namespace, Objects: s.Objects, UpdatedAt: r.now()})
+					Namespace: s.Namespace, Objects: s.Objects, UpdatedAt: e.opts.Now()})
 			}
 		})
 	}

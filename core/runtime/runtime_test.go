@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
 )
@@ -56,7 +55,7 @@ func (r *recorder) add(e Event) {
 	r.events = append(r.events, e)
 }
 
-func (r *recorder) steps(step string) []string {
+func (r *recorder) steps(step Step) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -68,9 +67,9 @@ func (r *recorder) steps(step string) []string {
 	return out
 }
 
-// demoRuntime returns a runtime over a copy of the demo workspace, on the test cluster, with
-// the sample CRD and its objects installed.
-func demoRuntime(t *testing.T) (*Runtime, *testcluster.Cluster, string) {
+// demoEngine returns an engine over a copy of the demo workspace, on the test cluster, with
+// the sample CRD and its objects installed, and its local state store.
+func demoEngine(t *testing.T) (*Engine, *testcluster.Cluster, string, *Store) {
 	t.Helper()
 	tc := testcluster.Get(t)
 	tc.InstallDevEnvironments(t)
@@ -79,15 +78,8 @@ func demoRuntime(t *testing.T) (*Runtime, *testcluster.Cluster, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &Runtime{
-		WS: ws,
-		Connect: func(ctx context.Context, env string) (*kube.Cluster, error) {
-			return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-		},
-		Store:      NewStore(t.TempDir(), dir),
-		LookupHost: func(k string) (string, bool) { return "tester", k == "USER" },
-	}
-	return rt, tc, dir
+	store := NewStore(t.TempDir(), dir)
+	return kubeEngine(t, tc, ws, func(o *Options) { o.Store = store }), tc, dir, store
 }
 
 func nsGone(t *testing.T, tc *testcluster.Cluster, ns string) bool {
@@ -100,11 +92,11 @@ func nsGone(t *testing.T, tc *testcluster.Cluster, ns string) bool {
 // instance beside the default one, and down, which leaves nothing roro created and keeps a
 // namespace and an object roro did not create.
 func TestDemoLifecycle(t *testing.T) {
-	rt, tc, dir := demoRuntime(t)
+	rt, tc, dir, store := demoEngine(t)
 	ctx := testcluster.Context(t, 4*time.Minute)
 	t.Cleanup(func() {
-		_, _ = rt.Down(context.Background(), DownOptions{Volumes: true})
-		_, _ = rt.Down(context.Background(), DownOptions{Selection: Selection{Apps: []string{"api"}, Instance: "pr-42"}})
+		_, _ = runDown(context.Background(), rt, DownRequest{DownOptions: DownOptions{Volumes: true}})
+		_, _ = runDown(context.Background(), rt, DownRequest{Selection: Selection{Apps: []string{"api"}, Instance: "pr-42"}})
 	})
 	// A namespace and an object roro did not create, where the web app will run.
 	foreign := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo-web"}}
@@ -120,7 +112,7 @@ func TestDemoLifecycle(t *testing.T) {
 	}
 
 	var rec recorder
-	if err := rt.Up(ctx, UpOptions{Progress: rec.add}); err != nil {
+	if err := runUp(ctx, rt, UpRequest{Progress: rec.add}); err != nil {
 		t.Fatalf("up: %v\n%v", err, rec.events)
 	}
 	ready := rec.steps("ready")
@@ -187,11 +179,15 @@ func TestDemoLifecycle(t *testing.T) {
 	if err := os.WriteFile(svc, data[:cut], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rt.WS, err = workspace.Load(dir); err != nil {
+	ws2, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Reload(ws2); err != nil {
 		t.Fatal(err)
 	}
 	rec = recorder{}
-	if err := rt.Up(ctx, UpOptions{Selection: Selection{Apps: []string{"api"}}, Progress: rec.add}); err != nil {
+	if err := runUp(ctx, rt, UpRequest{Selection: Selection{Apps: []string{"api"}}, Progress: rec.add}); err != nil {
 		t.Fatalf("second up: %v", err)
 	}
 	if pruned := rec.steps("prune"); len(pruned) != 1 || !strings.Contains(pruned[0], "ConfigMap demo-api/api-settings") {
@@ -206,7 +202,7 @@ func TestDemoLifecycle(t *testing.T) {
 
 	// A second instance, in staging, beside the default one.
 	pr := Selection{Apps: []string{"api"}, Instance: "pr-42"}
-	if err := rt.Up(ctx, UpOptions{Selection: pr}); err != nil {
+	if err := runUp(ctx, rt, UpRequest{Selection: pr}); err != nil {
 		t.Fatalf("up pr-42: %v", err)
 	}
 	prDep, err := tc.Kube.AppsV1().Deployments("api-pr-42").Get(ctx, "api", metav1.GetOptions{})
@@ -226,7 +222,7 @@ func TestDemoLifecycle(t *testing.T) {
 	if strings.Join(instances, ",") != "default@dev,pr-42@staging" {
 		t.Errorf("api instances %v", instances)
 	}
-	if _, err := rt.Down(ctx, DownOptions{Selection: pr}); err != nil {
+	if _, err := runDown(ctx, rt, DownRequest{Selection: pr}); err != nil {
 		t.Fatal(err)
 	}
 	if !nsGone(t, tc, "api-pr-42") {
@@ -236,7 +232,7 @@ func TestDemoLifecycle(t *testing.T) {
 		t.Errorf("down of pr-42 took the default instance: %v", err)
 	}
 
-	results, err := rt.Down(ctx, DownOptions{})
+	results, err := runDown(ctx, rt, DownRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +255,7 @@ func TestDemoLifecycle(t *testing.T) {
 	if _, err := tc.Kube.AppsV1().Deployments("demo-web").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("web's Deployment survived down: %v", err)
 	}
-	again, err := rt.Down(ctx, DownOptions{})
+	again, err := runDown(ctx, rt, DownRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +264,7 @@ func TestDemoLifecycle(t *testing.T) {
 			t.Errorf("second down found %s running", r.App)
 		}
 	}
-	if st := rt.Store.Load(); len(st.Deployed) != 0 {
+	if st := store.Load(); len(st.Deployed) != 0 {
 		t.Errorf("local state after down: %+v", st.Deployed)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
@@ -27,104 +26,83 @@ func oneApp(t testing.TB, ns string) string {
 	return dir
 }
 
-func snapshotRuntime(t testing.TB, tc *testcluster.Cluster, dir string) *Runtime {
+// watchingEngine starts an engine with watches over the workspace in dir, on the test
+// cluster, and waits until it is connected.
+func watchingEngine(t testing.TB, tc *testcluster.Cluster, dir string) *Engine {
 	ws, err := workspace.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Runtime{WS: ws, Connect: func(ctx context.Context, _ string) (*kube.Cluster, error) {
-		return kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-	}}
-}
-
-// startWatcher runs a Watcher on the test cluster until the test ends.
-func startWatcher(t testing.TB, tc *testcluster.Cluster) *Watcher {
-	c, err := kube.Connect(context.Background(), kube.ConnectOptions{Kubeconfig: tc.Kubeconfig})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := NewWatcher(c, nil)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(context.Background()) }()
-	t.Cleanup(func() {
-		w.Stop()
-		w.Stop() // idempotent
-		if err := <-done; err != nil {
-			t.Errorf("watcher: %v", err)
-		}
+	e := kubeEngine(t, tc, ws, func(o *Options) { o.Watch = true })
+	waitFor(t, e, 30*time.Second, func(s *Snapshot) bool {
+		return len(s.Connections) == 1 && s.Connections[0].State == Connected
 	})
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("watcher ended: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("watcher not ready after 30 s")
-	}
-	return w
+	return e
 }
 
-// waitSnapshot waits for a snapshot that satisfies ok, by subscription.
-func waitSnapshot(t testing.TB, w *Watcher, timeout time.Duration, ok func(*Snapshot) bool) *Snapshot {
-	ch, cancel := w.Subscribe()
-	defer cancel()
-	deadline := time.After(timeout)
-	for {
-		if s := w.Snapshot(); ok(s) {
-			return s
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no matching snapshot within %s; last: %+v", timeout, w.Snapshot())
-			return nil
+// instanceOf finds an instance in a snapshot, or nil.
+func instanceOf(s *Snapshot, app, instance string) *InstanceView {
+	for i := range s.Apps {
+		if s.Apps[i].Name == app {
+			return s.Apps[i].Instance(instance)
 		}
 	}
+	return nil
 }
 
-// TestWatcherFollowsUpAndDown: the snapshot shows an instance progress to healthy after up,
-// with its objects, and drops it after down, from watch events alone.
-func TestWatcherFollowsUpAndDown(t *testing.T) {
+// TestEngineFollowsUpAndDown: the snapshot shows the app before it runs (not running, with
+// its namespace), then its instance progress to healthy after up, with its objects, and
+// not running again after down, from watch events alone.
+func TestEngineFollowsUpAndDown(t *testing.T) {
 	tc := testcluster.Get(t)
-	w := startWatcher(t, tc)
-	rt := snapshotRuntime(t, tc, oneApp(t, "roro-snap-test"))
+	rt := watchingEngine(t, tc, oneApp(t, "roro-snap-test"))
 	ctx := testcluster.Context(t, time.Minute)
-	t.Cleanup(func() { _, _ = rt.Down(context.Background(), DownOptions{}) })
-	before := w.Snapshot().Version
-	if err := rt.Up(ctx, UpOptions{NoWait: true}); err != nil {
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
+	first := rt.Snapshot()
+	if iv := instanceOf(first, "one", "default"); iv == nil || iv.Running || iv.Health != NotRunning || iv.Namespace != "roro-snap-test" {
+		t.Fatalf("before up: %+v", iv)
+	}
+	before := first.Version
+	if err := runUp(ctx, rt, UpRequest{NoWait: true}); err != nil {
 		t.Fatal(err)
 	}
-	s := waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool {
-		iv := s.Instance("one", "default")
+	s := waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
+		iv := instanceOf(s, "one", "default")
 		return iv != nil && iv.Health == Healthy && len(iv.Objects) == 2
 	})
 	if s.Version <= before {
 		t.Errorf("version %d did not grow past %d", s.Version, before)
 	}
-	iv := s.Instance("one", "default")
-	if iv.Namespace != "roro-snap-test" || iv.Workspace != "snap" {
+	iv := instanceOf(s, "one", "default")
+	if iv.Namespace != "roro-snap-test" || iv.Workspace != "snap" || !iv.Running {
 		t.Errorf("instance view %+v", iv)
 	}
-	kinds := []string{iv.Objects[0].Kind, iv.Objects[1].Kind}
+	kinds := []string{iv.Objects[0].Ref.Kind, iv.Objects[1].Ref.Kind}
 	if !slices.Equal(kinds, []string{"ConfigMap", "Deployment"}) {
 		t.Errorf("objects %v", kinds)
 	}
-	if _, err := rt.Down(ctx, DownOptions{}); err != nil {
+	if len(s.Operations) == 0 || s.Operations[0].Kind != OpUp || s.Operations[0].State != OpSucceeded {
+		t.Errorf("operations after up: %+v", s.Operations)
+	}
+	if _, err := runDown(ctx, rt, DownRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	waitSnapshot(t, w, 30*time.Second, func(s *Snapshot) bool { return s.Instance("one", "default") == nil })
+	waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
+		iv := instanceOf(s, "one", "default")
+		return iv != nil && !iv.Running && iv.Health == NotRunning
+	})
 }
 
 // BenchmarkSnapshotDelay measures the delay from a Deployment turning Available (seen by a
-// plain watch on it) to the Watcher's snapshot showing its instance healthy (target: under
+// plain watch on it) to the engine's snapshot showing its instance healthy (target: under
 // 500 ms). Each iteration brings the app up in a fresh namespace.
 func BenchmarkSnapshotDelay(b *testing.B) {
 	tc := testcluster.Get(b)
-	w := startWatcher(b, tc)
 	ctx := context.Background()
 	var delays []time.Duration
 	for i := range b.N {
 		ns := fmt.Sprintf("roro-snap-bench-%d-%d", time.Now().UnixNano()%1e6, i)
-		rt := snapshotRuntime(b, tc, oneApp(b, ns))
+		rt := watchingEngine(b, tc, oneApp(b, ns))
 		watch, err := tc.Kube.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=one"})
 		if err != nil {
 			b.Fatal(err)
@@ -142,11 +120,11 @@ func BenchmarkSnapshotDelay(b *testing.B) {
 				}
 			}
 		}()
-		if err := rt.Up(ctx, UpOptions{NoWait: true}); err != nil {
+		if err := runUp(ctx, rt, UpRequest{NoWait: true}); err != nil {
 			b.Fatal(err)
 		}
-		waitSnapshot(b, w, 30*time.Second, func(s *Snapshot) bool {
-			iv := s.Instance("one", "default")
+		waitFor(b, rt, 30*time.Second, func(s *Snapshot) bool {
+			iv := instanceOf(s, "one", "default")
 			return iv != nil && iv.Namespace == ns && iv.Health == Healthy
 		})
 		shown := time.Now()
@@ -158,7 +136,8 @@ func BenchmarkSnapshotDelay(b *testing.B) {
 		}
 		watch.Stop()
 		delays = append(delays, shown.Sub(at))
-		_, _ = rt.Down(ctx, DownOptions{})
+		_, _ = runDown(ctx, rt, DownRequest{})
+		_ = rt.Close()
 	}
 	slices.Sort(delays)
 	b.ReportMetric(float64(delays[len(delays)/2].Microseconds())/1000, "ms-p50")

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -81,10 +80,8 @@ func loadApp(ws *Workspace, dir string) (*App, []error) {
 		}
 	}
 	for i, fw := range app.File.Forwards {
-		if fw.Hold != "" {
-			if d, err := time.ParseDuration(fw.Hold); err != nil || d <= 0 {
-				fail("forwards[%d].hold: %q is not a positive duration, such as \"30s\" or \"2m\"", i, fw.Hold)
-			}
+		if _, err := fw.HoldDuration(); err != nil {
+			fail("forwards[%d].hold: %v", i, err)
 		}
 	}
 	for i, src := range app.File.Env {

@@ -3,7 +3,11 @@
 // only; it never talks to a cluster.
 package workspace
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+	"time"
+)
 
 // FileName is the name of the workspace file at the root of every workspace.
 const FileName = "roro.json"
@@ -133,6 +137,19 @@ type Forward struct {
 	// Hold is how long a connection that arrives while no pod is Ready waits for one, as a
 	// Go duration ("30s", the default).
 	Hold string `json:"hold,omitempty"`
+}
+
+// HoldDuration is Hold as a duration: 0 when unset (the forward's default), an error when
+// it is not a positive duration.
+func (f Forward) HoldDuration() (time.Duration, error) {
+	if f.Hold == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(f.Hold)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration, such as \"30s\" or \"2m\"", f.Hold)
+	}
+	return d, nil
 }
 
 // Instance is a further copy of an app.

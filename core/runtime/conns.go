@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/rorokube/roro/core/kube"
+)
+
+// conn is one environment's cluster connection: a goroutine connects, watches, pings, and
+// reconnects with backoff. Its fields are guarded by the engine's mu.
+type conn struct {
+	env    string
+	cancel context.CancelFunc
+
+	state    ConnState
+	cluster  Cluster
+	reason   string
+	lastErr  error
+	since    time.Time
+	attempts int
+	// attempted is closed and replaced after every attempt to connect, for waiters.
+	attempted chan struct{}
+	instances []InstanceView
+}
+
+func (c *conn) view() ConnectionView {
+	v := ConnectionView{Environment: c.env, State: c.state, Reason: c.reason, Since: c.since, Attempts: c.attempts}
+	if c.cluster != nil {
+		v.Context, v.Server = c.cluster.Context(), c.cluster.Server()
+	}
+	return v
+}
+
+// syncConnsLocked starts a connection for every environment of the workspace (one for ""
+// when it has none) and stops those of environments it no longer has.
+func (e *Engine) syncConnsLocked() {
+	envs := e.ws.EnvironmentNames()
+	if len(envs) == 0 {
+		envs = []string{""}
+	}
+	for env, c := range e.conns {
+		found := false
+		for _, x := range envs {
+			found = found || x == env
+		}
+		if !found {
+			c.cancel()
+			delete(e.conns, env)
+		}
+	}
+	for _, env := range envs {
+		if _, ok := e.conns[env]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(e.ctx)
+		c := &conn{env: env, cancel: cancel, state: Connecting, since: e.opts.Now(), attempted: make(chan struct{})}
+		e.conns[env] = c
+		e.wg.Go(func() { e.runConn(ctx, c) })
+	}
+}
+
+// setConn updates a connection under the engine's lock and publishes.
+func (e *Engine) setConn(c *conn, fn func()) {
+	e.mu.Lock()
+	fn()
+	e.mu.Unlock()
+	e.changed()
+}
+
+// runConn connects, then watches and pings until ctx ends; a failure to connect or a failed
+// ping makes the connection unreachable, with the reason, until an attempt succeeds.
+func (e *Engine) runConn(ctx context.Context, c *conn) {
+	backoff := e.opts.RetryMin
+	for ctx.Err() == nil {
+		cl, err := e.opts.Connect(ctx, c.env)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.setConn(c, func() {
+				if c.state != Unreachable {
+					c.since = e.opts.Now()
+				}
+				c.state, c.reason, c.lastErr = Unreachable, reasonOf(err), err
+				c.attempts++
+				close(c.attempted)
+				c.attempted = make(chan struct{})
+			})
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(backoff*2, e.opts.RetryMax)
+			continue
+		}
+		backoff = e.opts.RetryMin
+		e.setConn(c, func() {
+			c.cluster, c.state, c.reason, c.lastErr, c.since, c.attempts = cl, Connected, "", nil, e.opts.Now(), 0
+			close(c.attempted)
+			c.attempted = make(chan struct{})
+		})
+		e.connected(ctx, c, cl)
+		return
+	}
+}
+
+// connected watches cl (when the engine watches) and pings it until ctx ends, keeping the
+// connection's state true: a failed ping makes it unreachable, the next answer connected.
+func (e *Engine) connected(ctx context.Context, c *conn, cl Cluster) {
+	if e.opts.Watch {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		e.wg.Go(func() {
+			backoff := e.opts.RetryMin
+			for wctx.Err() == nil {
+				err := cl.Watch(wctx, func(ivs []InstanceView) {
+					mine := ivs[:0:0]
+					for _, iv := range ivs {
+						if iv.Environment == c.env || iv.Environment == "" {
+							mine = append(mine, iv)
+						}
+					}
+					e.setConn(c, func() { c.instances = mine })
+				})
+				if wctx.Err() != nil || err == nil {
+					return
+				}
+				if !sleep(wctx, jitter(backoff)) {
+					return
+				}
+				backoff = min(backoff*2, e.opts.RetryMax)
+			}
+		})
+	}
+	tick := time.NewTicker(e.opts.PingEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := cl.Ping(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		e.setConn(c, func() {
+			switch {
+			case err != nil && c.state != Unreachable:
+				c.state, c.reason, c.lastErr, c.since = Unreachable, reasonOf(err), err, e.opts.Now()
+				c.attempts = 1
+			case err != nil:
+				c.reason, c.lastErr = reasonOf(err), err
+				c.attempts++
+			case c.state != Connected:
+				c.state, c.reason, c.lastErr, c.since, c.attempts = Connected, "", nil, e.opts.Now(), 0
+			}
+		})
+	}
+}
+
+// cluster returns environment env's cluster for an operation: at once when connected, else
+// after the next attempt to connect, with the reason it failed. ctx bounds the wait.
+func (e *Engine) cluster(ctx context.Context, env string) (Cluster, error) {
+	e.mu.Lock()
+	c := e.conns[env]
+	if c == nil {
+		e.mu.Unlock()
+		return nil, errors.New("no connection for environment " + env)
+	}
+	if c.cluster != nil && c.state == Connected {
+		cl := c.cluster
+		e.mu.Unlock()
+		return cl, nil
+	}
+	waited := c.state == Unreachable
+	wait := c.attempted
+	e.mu.Unlock()
+	if waited {
+		// It failed before: try once now rather than wait out the backoff.
+		cl, err := e.opts.Connect(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		return cl, nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait:
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.cluster != nil && c.state == Connected {
+		return c.cluster, nil
+	}
+	return nil, c.lastErr
+}
+
+// reasonOf is the short cause of a connection failure.
+func reasonOf(err error) string {
+	var u *kube.UnreachableError
+	if errors.As(err, &u) {
+		return u.Reason()
+	}
+	return err.Error()
+}
+
+// sleep waits d, or less when ctx ends first; it reports whether the full time passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// jitter spreads d over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}

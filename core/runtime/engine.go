@@ -1,0 +1,316 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/workspace"
+)
+
+// Options configure an Engine; zero values are sensible defaults except Connect.
+type Options struct {
+	// Connect connects to an environment's cluster (KubeConnector in the CLI and the window).
+	Connect Connector
+	// Store caches what runs where; nil keeps no cache.
+	Store *Store
+	// LookupHost reads host variables for env sources (os.LookupEnv outside tests).
+	LookupHost func(string) (string, bool)
+	// Now is the clock.
+	Now func() time.Time
+	// Transport is the forwards' transport: forward.TransportAuto when empty.
+	Transport string
+	// RetryMin and RetryMax bound the wait between attempts to reach a cluster
+	// (default 500 ms and 15 s, doubling).
+	RetryMin, RetryMax time.Duration
+	// PingEvery is how often a connected cluster is checked (default 10 s).
+	PingEvery time.Duration
+	// KeepOperations is how many finished operations the snapshot keeps (default 20).
+	KeepOperations int
+	// Watch turns on the watches that keep the snapshot's instances current (the window and
+	// the tray want them; one-shot CLI commands do not).
+	Watch bool
+}
+
+// Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
+// the loaded workspace, one connection per environment, the operations, and the forwards,
+// and publishes all of it as one Snapshot. New starts it; Close stops every goroutine it
+// started. Every method is safe for concurrent use.
+type Engine struct {
+	opts   Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	current atomic.Pointer[Snapshot]
+	dirty   chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	ws       *workspace.Workspace
+	conns    map[string]*conn
+	ops      []*Operation // running and finished, oldest first
+	busy     map[InstanceKey]*Operation
+	nextOp   uint64
+	forwards map[InstanceKey]*forwardSet
+	fwErrs   map[InstanceKey]string // why an instance's forwards are not running
+	logs     map[InstanceKey]*logFollower
+	git      GitView
+	version  uint64
+
+	subMu sync.Mutex
+	subs  map[chan struct{}]struct{}
+}
+
+// New starts an engine on ws. It returns at once: clusters are reached in the background,
+// and their state shows in the snapshot.
+func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
+	if ws == nil {
+		return nil, errors.New("runtime.New: no workspace")
+	}
+	if opts.Connect == nil {
+		return nil, errors.New("runtime.New: no Connect")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LookupHost == nil {
+		opts.LookupHost = func(string) (string, bool) { return "", false }
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 500 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 15 * time.Second
+	}
+	if opts.PingEvery <= 0 {
+		opts.PingEvery = 10 * time.Second
+	}
+	if opts.KeepOperations <= 0 {
+		opts.KeepOperations = 20
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{opts: opts, ctx: ctx, cancel: cancel, dirty: make(chan struct{}, 1), ws: ws,
+		conns: map[string]*conn{}, busy: map[InstanceKey]*Operation{}, forwards: map[InstanceKey]*forwardSet{}, fwErrs: map[InstanceKey]string{}, logs: map[InstanceKey]*logFollower{},
+		subs: map[chan struct{}]struct{}{}}
+	e.mu.Lock()
+	e.syncConnsLocked()
+	e.mu.Unlock()
+	e.current.Store(e.build())
+	e.wg.Go(e.publisher)
+	return e, nil
+}
+
+// Close cancels every operation, stops every forward, watch and connection, and returns
+// once every goroutine the engine started has ended. Calling it again does nothing.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// Workspace returns the loaded workspace. It must not be modified.
+func (e *Engine) Workspace() *workspace.Workspace {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ws
+}
+
+// Snapshot returns the latest snapshot; never nil.
+func (e *Engine) Snapshot() *Snapshot { return e.current.Load() }
+
+// Subscribe returns a channel that receives a signal after each new snapshot, and a function
+// that ends the subscription. Signals coalesce: a subscriber that reads late gets one signal
+// and reads the latest snapshot; one that never reads blocks nobody.
+func (e *Engine) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	e.subMu.Lock()
+	e.subs[ch] = struct{}{}
+	e.subMu.Unlock()
+	return ch, func() {
+		e.subMu.Lock()
+		delete(e.subs, ch)
+		e.subMu.Unlock()
+	}
+}
+
+// SetGit records the git sync state for the snapshot.
+func (e *Engine) SetGit(g GitView) {
+	e.mu.Lock()
+	e.git = g
+	e.mu.Unlock()
+	e.changed()
+}
+
+// Reload swaps the workspace (after its files changed, a pull or a push): connections follow
+// the environments, and forwards whose spec changed restart while the others run on
+// untouched. Running operations finish with the workspace they started with.
+func (e *Engine) Reload(ws *workspace.Workspace) error {
+	if ws == nil {
+		return errors.New("reload: no workspace")
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.ws = ws
+	e.syncConnsLocked()
+	restart := e.reconcileForwardsLocked(ws)
+	e.mu.Unlock()
+	for _, r := range restart {
+		r()
+	}
+	e.changed()
+	return nil
+}
+
+// changed asks the publisher for a new snapshot; it never blocks.
+func (e *Engine) changed() {
+	select {
+	case e.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// publisher builds and publishes a snapshot after changes, coalescing bursts, until Close.
+func (e *Engine) publisher() {
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.dirty:
+		}
+		snap := e.build()
+		e.current.Store(snap)
+		e.subMu.Lock()
+		for ch := range e.subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		e.subMu.Unlock()
+	}
+}
+
+// build makes a snapshot of the engine's state now.
+func (e *Engine) build() *Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.version++
+	ws := e.ws
+	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git,
+		Workspace: WorkspaceView{Name: ws.File.Name, Dir: ws.Dir, DefaultEnvironment: ws.File.DefaultEnvironment, Environments: ws.EnvironmentNames()}}
+	// Running instances, from every connected environment's watch.
+	running := map[InstanceKey]InstanceView{}
+	var orphans []InstanceView
+	for _, env := range sortedKeys(e.conns) {
+		c := e.conns[env]
+		s.Connections = append(s.Connections, c.view())
+		for _, iv := range c.instances {
+			if iv.Workspace != "" && iv.Workspace != ws.File.Name {
+				continue
+			}
+			if ws.App(iv.App) == nil {
+				orphans = append(orphans, iv)
+				continue
+			}
+			running[InstanceKey{iv.App, iv.Instance}] = iv
+		}
+	}
+	for _, app := range ws.Apps {
+		av := AppView{Name: app.Name, Group: app.File.Group, Engine: app.Engine(), Namespace: app.Namespace(),
+			DependsOn: app.File.DependsOn, Health: NotRunning, Forwards: len(app.File.Forwards)}
+		names := append([]string{workspace.DefaultInstance}, app.InstanceNames()...)
+		for _, iv := range running {
+			if iv.App == app.Name && !slices.Contains(names, iv.Instance) {
+				names = append(names, iv.Instance)
+			}
+		}
+		slices.Sort(names[1+len(app.File.Instances):])
+		for i, name := range names {
+			key := InstanceKey{app.Name, name}
+			iv, ok := running[key]
+			if !ok {
+				iv = InstanceView{App: app.Name, Instance: name, Health: NotRunning}
+				if info, env, err := render.ResolveInstance(ws, app, render.Request{Instance: name}); err == nil {
+					iv.Namespace, iv.Environment = info.Namespace, env
+				}
+				if c := e.conns[iv.Environment]; c != nil && c.state != Connected {
+					iv.Health = Unknown
+				}
+			}
+			iv.Declared = i <= len(app.File.Instances)
+			if op := e.busy[key]; op != nil {
+				iv.Busy = op.id
+			}
+			av.Health = worse(av.Health, iv.Health)
+			av.Instances = append(av.Instances, iv)
+		}
+		s.Apps = append(s.Apps, av)
+	}
+	s.Orphans = orphans
+	for i := len(e.ops) - 1; i >= 0; i-- {
+		if e.ops[i].running() {
+			s.Operations = append(s.Operations, e.ops[i].view())
+		}
+	}
+	for i := len(e.ops) - 1; i >= 0; i-- {
+		if !e.ops[i].running() {
+			s.Operations = append(s.Operations, e.ops[i].view())
+		}
+	}
+	for _, key := range sortedInstanceKeys(e.forwards) {
+		s.Forwards = append(s.Forwards, e.forwards[key].views()...)
+	}
+	for _, key := range sortedInstanceKeys(e.fwErrs) {
+		if e.forwards[key] == nil {
+			s.Forwards = append(s.Forwards, ForwardView{App: key.App, Instance: key.Instance, Err: e.fwErrs[key]})
+		}
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func sortedInstanceKeys[V any](m map[InstanceKey]V) []InstanceKey {
+	keys := make([]InstanceKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b InstanceKey) int {
+		if a.App != b.App {
+			return compare(a.App, b.App)
+		}
+		return compare(a.Instance, b.Instance)
+	})
+	return keys
+}
+
+// target resolves one instance of app for a selection against the current workspace.
+func (e *Engine) target(ws *workspace.Workspace, app *workspace.App, environment, instance string, values map[string]any) (Target, error) {
+	info, env, err := render.ResolveInstance(ws, app, render.Request{Environment: environment, Instance: instance})
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{WS: ws, App: app, Instance: info, Environment: env, Values: values, LookupHost: e.opts.LookupHost}, nil
+}

@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// AppError is a failure of one app's part of an operation; Err keeps its type (a
+// *kube.ObjectError, a *kube.ConflictError, a *kube.UnreachableError, a render error…).
+type AppError struct {
+	App string
+	Err error
+}
+
+func (e *AppError) Error() string {
+	msg := e.Err.Error()
+	if j, ok := e.Err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 1 {
+		msg = ""
+		for _, x := range j.Unwrap() {
+			msg += "\n  " + indent(x.Error())
+		}
+		return "app " + e.App + ":" + msg
+	}
+	return "app " + e.App + ": " + msg
+}
+
+func (e *AppError) Unwrap() error { return e.Err }
+
+// NotRunningError says an instance is not deployed where roro looked.
+type NotRunningError struct{ Instance InstanceKey }
+
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("%s (%s) is not running: start it with `roro up %s`", e.Instance.App, instanceName(e.Instance.Instance), e.Instance.App)
+}
+
+// BusyError refuses an operation on an instance another operation is working on.
+type BusyError struct {
+	Instance InstanceKey
+	// Running is the operation that holds the instance.
+	Running OperationKind
+	ID      uint64
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%s is busy: %s #%d is running on it; wait for it to end or cancel it", e.Instance, e.Running, e.ID)
+}
+
+// ErrClosed is returned by an Engine's calls after Close.
+var ErrClosed = errors.New("the engine is closed")
+
+// DryRunError says the server refused objects in the dry run, so nothing was applied.
+type DryRunError struct {
+	// Undone is true when namespaces and CRDs this run created were removed again.
+	Undone bool
+	Err    error
+}
+
+func (e *DryRunError) Error() string {
+	head := "the dry run failed, nothing was applied:"
+	if e.Undone {
+		head = "the dry run failed; nothing was applied, and the namespaces and CRDs this run created were removed:"
+	}
+	return head + joinErrs(e.Err)
+}
+
+func (e *DryRunError) Unwrap() error { return e.Err }
+
+func instanceName(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+// joinErrs lists errors joined with errors.Join one per indented line.
+func joinErrs(err error) string {
+	var out string
+	for _, e := range splitJoined(err) {
+		out += "\n  " + indent(e.Error())
+	}
+	return out
+}
+
+func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }
+
+// splitJoined undoes errors.Join, recursively, so each problem stands alone.
+func splitJoined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	if a, ok := err.(*AppError); ok {
+		if j, ok := a.Err.(interface{ Unwrap() []error }); ok {
+			var out []error
+			for _, e := range j.Unwrap() {
+				for _, x := range splitJoined(e) {
+					out = append(out, &AppError{App: a.App, Err: x})
+				}
+			}
+			return out
+		}
+	}
+	return []error{err}
+}
+
+// Problems lists every single problem in err, each with its app when it has one: the
+// typed errors a window places on the object they belong to.
+func Problems(err error) []error { return splitJoined(err) }
