@@ -96,6 +96,9 @@ func splitJoined(err error) []error {
 		}
 		return out
 	}
+	if d, ok := err.(*DryRunError); ok {
+		return splitJoined(d.Err)
+	}
 	if a, ok := err.(*AppError); ok {
 		if j, ok := a.Err.(interface{ Unwrap() []error }); ok {
 			var out []error

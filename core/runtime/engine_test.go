@@ -1,0 +1,505 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/forward"
+)
+
+// levelled is a workspace whose dependency levels are: db and cache (0), api and worker (1),
+// web (2).
+func levelled(t testing.TB) map[string]string {
+	return map[string]string{
+		"db":     `{"manifests": ["m.yaml"]}`,
+		"cache":  `{"manifests": ["m.yaml"]}`,
+		"api":    `{"manifests": ["m.yaml"], "dependsOn": ["db", "cache"]}`,
+		"worker": `{"manifests": ["m.yaml"], "dependsOn": ["db"]}`,
+		"web":    `{"manifests": ["m.yaml"], "dependsOn": ["api"], "forwards": [{"target": "service/web", "ports": ["0:80"]}]}`,
+	}
+}
+
+// TestEngineUpLevels: up applies apps in dependency order, the apps of one level in
+// parallel, each only after everything it depends on is applied and healthy.
+func TestEngineUpLevels(t *testing.T) {
+	fc := newFakeCluster()
+	fc.applyFor = 100 * time.Millisecond
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	ctx := context.Background()
+	if err := runUp(ctx, e, UpRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	span := func(app string) [2]time.Time {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return fc.spans[app]
+	}
+	after := func(app string, deps ...string) {
+		for _, d := range deps {
+			if span(app)[0].Before(span(d)[1]) {
+				t.Errorf("%s started before %s ended", app, d)
+			}
+		}
+	}
+	after("api", "db", "cache")
+	after("worker", "db")
+	after("web", "api")
+	overlap := func(a, b string) bool { return span(a)[0].Before(span(b)[1]) && span(b)[0].Before(span(a)[1]) }
+	if !overlap("db", "cache") || !overlap("api", "worker") {
+		t.Errorf("the apps of one level did not run in parallel: %v", fc.spans)
+	}
+	// Everything is dry-run before anything is applied.
+	calls := fc.Calls()
+	lastPlan := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "apply") })
+	for _, c := range calls[lastPlan:] {
+		if strings.HasPrefix(c, "plan") {
+			t.Errorf("a plan after the first apply: %v", calls)
+		}
+	}
+	// With only web named, its dependencies come first, and nothing else.
+	fc2 := newFakeCluster()
+	e2 := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc2)
+	if err := runUp(ctx, e2, UpRequest{Selection: Selection{Apps: []string{"web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	for _, c := range fc2.Calls() {
+		if a, ok := strings.CutPrefix(c, "apply "); ok {
+			applied = append(applied, a)
+		}
+	}
+	slices.Sort(applied[:2])
+	if strings.Join(applied, ",") != "cache,db,api,web" {
+		t.Errorf("applied %v, want cache and db, then api, then web", applied)
+	}
+}
+
+// TestEngineUpStopsAtAFailedLevel: when an app of a level fails, its siblings finish, the
+// next level never starts, and the error is typed and names the app.
+func TestEngineUpStopsAtAFailedLevel(t *testing.T) {
+	fc := newFakeCluster()
+	conflict := &kube.ObjectError{Op: "apply", Object: kube.ObjectRef{Kind: "ConfigMap", Namespace: "db", Name: "db"}, Err: &kube.ConflictError{Err: errors.New("conflict")}}
+	fc.fail["apply db"] = conflict
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	err := runUp(context.Background(), e, UpRequest{})
+	var ae *AppError
+	var oe *kube.ObjectError
+	var ce *kube.ConflictError
+	if !errors.As(err, &ae) || ae.App != "db" || !errors.As(err, &oe) || oe.Object.Name != "db" || !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T): want an AppError of db holding the ObjectError and its ConflictError", err, err)
+	}
+	calls := fc.Calls()
+	if !slices.Contains(calls, "apply cache") {
+		t.Errorf("cache, in db's level, did not finish: %v", calls)
+	}
+	for _, c := range calls {
+		if c == "apply api" || c == "apply worker" || c == "apply web" {
+			t.Errorf("the next level started after a failure: %v", calls)
+		}
+	}
+	op := e.Snapshot().Operations
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		op = s.Operations
+		return len(op) == 1 && op[0].State == OpFailed
+	})
+	if len(op[0].Problems) != 1 || !errors.As(op[0].Problems[0], &oe) || oe.Object.Kind != "ConfigMap" {
+		t.Errorf("problems in the snapshot: %v", op[0].Problems)
+	}
+	if !slices.ContainsFunc(op[0].Log, func(ev Event) bool { return ev.Step == StepFailed && ev.App == "db" }) {
+		t.Errorf("no failed step of db in the log: %v", op[0].Log)
+	}
+}
+
+// TestEngineDryRunFailureAppliesNothing: a render or dry-run failure of any app means no
+// foundation and no apply anywhere, and every failing app is listed.
+func TestEngineDryRunFailureAppliesNothing(t *testing.T) {
+	fc := newFakeCluster()
+	fc.fail["plan web"] = errors.New("Deployment demo-web/web: spec.replicas: Invalid value")
+	fc.fail["plan worker"] = errors.New("bad worker")
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	err := runUp(context.Background(), e, UpRequest{})
+	var dre *DryRunError
+	if !errors.As(err, &dre) || len(Problems(err)) != 2 {
+		t.Fatalf("error %v: want a DryRunError with two problems", err)
+	}
+	for _, c := range fc.Calls() {
+		if !strings.HasPrefix(c, "plan") {
+			t.Errorf("%q after a failed dry run", c)
+		}
+	}
+}
+
+// TestEngineOneOperationPerInstance: a second operation on an instance that one is working
+// on is refused, saying which; operations on other instances run meanwhile; once the first
+// ends, the instance is free again.
+func TestEngineOneOperationPerInstance(t *testing.T) {
+	fc := newFakeCluster()
+	release := make(chan struct{})
+	fc.hold["db"] = release
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	first, err := e.Up(UpRequest{Selection: Selection{Apps: []string{"db"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Instances[0].Busy == first.ID() })
+	for name, try := range map[string]func() (*Operation, error){
+		"up":      func() (*Operation, error) { return e.Up(UpRequest{Selection: Selection{Apps: []string{"worker"}}}) }, // worker brings db
+		"down":    func() (*Operation, error) { return e.Down(DownRequest{Selection: Selection{Apps: []string{"db"}}}) },
+		"restart": func() (*Operation, error) { return e.Restart("db", Selection{}, nil) },
+	} {
+		_, err := try()
+		var busy *BusyError
+		if !errors.As(err, &busy) || busy.Instance.App != "db" || busy.ID != first.ID() || busy.Running != OpUp {
+			t.Errorf("%s of a busy db: %v", name, err)
+		} else if !strings.Contains(err.Error(), "db is busy: up #1 is running on it") {
+			t.Errorf("%s: message %q", name, err)
+		}
+	}
+	other, err := e.Up(UpRequest{Selection: Selection{Apps: []string{"cache"}}})
+	if err != nil {
+		t.Fatalf("up of another app while db is busy: %v", err)
+	}
+	if err := other.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := first.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restart("db", Selection{}, nil); err != nil {
+		t.Errorf("db is still busy after its up ended: %v", err)
+	}
+}
+
+// TestEngineCancel: cancelling an up stops it at the step it is in, the next level never
+// starts, and the operation ends as cancelled.
+func TestEngineCancel(t *testing.T) {
+	fc := newFakeCluster()
+	fc.hold["db"] = make(chan struct{}) // never released
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	op, err := e.Up(UpRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return slices.Contains(fc.Calls(), "apply db") })
+	op.Cancel()
+	op.Cancel() // idempotent
+	select {
+	case <-op.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the operation did not end within 2 s of Cancel")
+	}
+	if !errors.Is(op.Err(), context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", op.Err())
+	}
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return len(s.Operations) == 1 && s.Operations[0].State == OpCancelled })
+	if s.Operations[0].Ended.IsZero() {
+		t.Error("a cancelled operation without its end time")
+	}
+	if slices.Contains(fc.Calls(), "apply api") {
+		t.Errorf("the next level started after Cancel: %v", fc.Calls())
+	}
+}
+
+// TestEngineSnapshotFollowsSteps: while an up runs, the snapshot shows it running with its
+// current step and log; at the end, its result; every app of the workspace is in the snapshot
+// before anything runs, with its group, instances and namespace.
+func TestEngineSnapshotFollowsSteps(t *testing.T) {
+	fc := newFakeCluster()
+	release := make(chan struct{})
+	fc.hold["db"] = release
+	apps := levelled(t)
+	apps["db"] = `{"manifests": ["m.yaml"], "group": "data", "namespace": "demo-db", "instances": {"blue": {"suffix": "-blue"}}}`
+	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Connected })
+	if len(s.Apps) != 5 || s.Workspace.Name != "fake" {
+		t.Fatalf("apps before any operation: %+v", s.Apps)
+	}
+	db := s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })]
+	if db.Group != "data" || db.Health != NotRunning || len(db.Instances) != 2 || db.Instances[1].Instance != "blue" ||
+		!db.Instances[1].Declared || db.Instances[0].Namespace != "demo-db" {
+		t.Errorf("db before up: %+v", db)
+	}
+	op, err := e.Up(UpRequest{Selection: Selection{Apps: []string{"db"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		return len(s.Operations) == 1 && s.Operations[0].Step == StepDryRun
+	})
+	if o := s.Operations[0]; o.State != OpRunning || o.Kind != OpUp || !slices.Equal(o.Targets, []InstanceKey{{"db", "default"}}) {
+		t.Errorf("running operation: %+v", o)
+	}
+	close(release)
+	if err := op.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		return len(s.Operations) == 1 && s.Operations[0].State == OpSucceeded && instanceOf(s, "db", "default").Running
+	})
+	var steps []Step
+	for _, ev := range s.Operations[0].Log {
+		steps = append(steps, ev.Step)
+		if ev.At.IsZero() {
+			t.Errorf("event without a time: %+v", ev)
+		}
+	}
+	if want := []Step{StepRender, StepDryRun, StepApply, StepReady}; !slices.Equal(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	if h := s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Health; h != Healthy {
+		t.Errorf("db's health after up: %s", h)
+	}
+}
+
+// TestEngineSubscriberThatNeverReads: one subscriber never reads; the other still sees every
+// change, and the engine never blocks.
+func TestEngineSubscriberThatNeverReads(t *testing.T) {
+	fc := newFakeCluster()
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	_, stopLazy := e.Subscribe() // never read
+	defer stopLazy()
+	ch, stop := e.Subscribe()
+	defer stop()
+	for i := range 200 {
+		e.SetGit(GitView{State: "synced", Ahead: i})
+		deadline := time.After(2 * time.Second)
+		for e.Snapshot().Git.Ahead != i {
+			select {
+			case <-ch:
+			case <-deadline:
+				t.Fatalf("change %d never reached the reading subscriber", i)
+			}
+		}
+	}
+	// An operation still runs to its end with the lazy subscriber holding its signal.
+	op, err := e.Up(UpRequest{Selection: Selection{Apps: []string{"db"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := op.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEngineReloadKeepsUntouchedForwards: after a reload, forwards whose spec is the same
+// run on untouched; those whose ports changed restart with the new spec; those of an app
+// that is gone stop.
+func TestEngineReloadKeepsUntouchedForwards(t *testing.T) {
+	fc := newFakeCluster()
+	apps := map[string]string{
+		"a":    `{"manifests": ["m.yaml"], "forwards": [{"target": "service/a", "ports": ["0:80"]}]}`,
+		"b":    `{"manifests": ["m.yaml"], "forwards": [{"target": "service/b", "ports": ["0:80"]}]}`,
+		"gone": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/gone", "ports": ["0:80"]}]}`,
+	}
+	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
+	ctx := context.Background()
+	for _, app := range []string{"a", "b", "gone"} {
+		if err := e.StartForwards(ctx, app, Selection{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := fc.liveForwards("service/a")
+	b := fc.liveForwards("service/b")
+	if len(a) != 1 || len(b) != 1 {
+		t.Fatalf("forwards a %v, b %v", a, b)
+	}
+	delete(apps, "gone")
+	apps["b"] = `{"manifests": ["m.yaml"], "forwards": [{"target": "service/b", "ports": ["0:8080"]}]}`
+	if err := e.Reload(fakeWorkspace(t, apps)); err != nil {
+		t.Fatal(err)
+	}
+	if now := fc.liveForwards("service/a"); len(now) != 1 || now[0] != a[0] {
+		t.Errorf("a's forward was touched by a reload that did not change it")
+	}
+	if now := fc.liveForwards("service/b"); len(now) != 1 || now[0] == b[0] || now[0].spec.Ports[0] != "0:8080" {
+		t.Errorf("b's forward did not restart with its new ports: %v", now)
+	}
+	if b[0].isRunning() {
+		t.Error("b's old forward still runs")
+	}
+	if len(fc.liveForwards("service/gone")) != 0 {
+		t.Error("the forward of an app the workspace lost still runs")
+	}
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 2 })
+	if s.Forwards[0].App != "a" || s.Forwards[1].App != "b" || s.Forwards[1].State != forward.Connected {
+		t.Errorf("forwards in the snapshot: %+v", s.Forwards)
+	}
+}
+
+// TestEngineForwardThatCannotBind: a forward that cannot bind is an error, not a forward
+// counted as running; its siblings stop; the snapshot says why; and the next start tries
+// again (and works once the port is free).
+func TestEngineForwardThatCannotBind(t *testing.T) {
+	fc := newFakeCluster()
+	fc.taken["[0:5432]"] = true
+	apps := map[string]string{
+		"db": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/db", "ports": ["0:80"]}, {"target": "service/db-admin", "ports": ["0:5432"]}]}`,
+	}
+	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
+	ctx := context.Background()
+	err := e.StartForwards(ctx, "db", Selection{})
+	if err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("start with a taken port: %v", err)
+	}
+	if live := fc.liveForwards("service/db"); len(live) != 0 {
+		t.Errorf("the sibling of a forward that could not bind still runs")
+	}
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 1 })
+	if s.Forwards[0].Err == "" || !strings.Contains(s.Forwards[0].Err, "already in use") {
+		t.Errorf("the snapshot does not say why: %+v", s.Forwards)
+	}
+	fc.mu.Lock()
+	fc.taken = map[string]bool{}
+	fc.mu.Unlock()
+	if err := e.StartForwards(ctx, "db", Selection{}); err != nil {
+		t.Fatalf("the second start, with the port free: %v", err)
+	}
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		return len(s.Forwards) == 2 && s.Forwards[0].Err == "" && s.Forwards[0].State == forward.Connected && s.Forwards[1].State == forward.Connected
+	})
+}
+
+// TestEngineUpForwardRejectsBadPortsFirst: up --forward with a forward that cannot work is
+// refused before anything is applied.
+func TestEngineUpForwardRejectsBadPortsFirst(t *testing.T) {
+	fc := newFakeCluster()
+	apps := map[string]string{"web": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/web", "ports": ["99999:80"]}]}`}
+	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
+	_, err := e.Up(UpRequest{Forward: true})
+	if err == nil || !strings.Contains(err.Error(), `app web: app.json: forwards[0]: port "99999:80"`) {
+		t.Fatalf("error %v", err)
+	}
+	if calls := fc.Calls(); len(calls) != 0 {
+		t.Errorf("calls after a refused up: %v", calls)
+	}
+}
+
+// TestEngineDownOrder: down takes dependents down first, the apps of one level in parallel,
+// and stops their forwards.
+func TestEngineDownOrder(t *testing.T) {
+	fc := newFakeCluster()
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	ctx := context.Background()
+	if err := runUp(ctx, e, UpRequest{Forward: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.liveForwards("service/web")) != 1 {
+		t.Fatal("web's forward did not start with up")
+	}
+	before := len(fc.Calls())
+	res, err := runDown(ctx, e, DownRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, c := range fc.Calls()[before:] {
+		if a, ok := strings.CutPrefix(c, "delete "); ok {
+			deleted = append(deleted, a)
+		}
+	}
+	pos := func(a string) int { return slices.Index(deleted, a) }
+	if len(deleted) != 5 || pos("web") != 0 || pos("api") > pos("db") || pos("api") > pos("cache") || pos("worker") > pos("db") {
+		t.Errorf("deleted in the order %v: dependents first", deleted)
+	}
+	if len(res) != 5 || len(fc.liveForwards("service/web")) != 0 {
+		t.Errorf("results %v, web's forwards %v", res, fc.liveForwards("service/web"))
+	}
+}
+
+// TestEngineCloseStopsEverything: Close with an operation and forwards running returns
+// within 2 s, and leaves no goroutine behind.
+func TestEngineCloseStopsEverything(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	fc := newFakeCluster()
+	fc.hold["db"] = make(chan struct{}) // never released
+	ws := fakeWorkspace(t, levelled(t))
+	e, err := New(ws, Options{Connect: func(context.Context, string) (Cluster, error) { return fc, nil }, Watch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.StartForwards(context.Background(), "web", Selection{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.FollowLogs("web", Selection{}); err != nil {
+		t.Fatal(err)
+	}
+	op, err := e.Up(UpRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, 5*time.Second, func(*Snapshot) bool { return slices.Contains(fc.Calls(), "apply db") })
+	_, stop := e.Subscribe()
+	defer stop()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 3 { // concurrent and repeated Close calls are safe
+		wg.Go(func() { _ = e.Close() })
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %s", d)
+	}
+	select {
+	case <-op.Done():
+	default:
+		t.Error("the operation did not end with Close")
+	}
+	if _, err := e.Up(UpRequest{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("up after Close: %v", err)
+	}
+}
+
+// TestEngineUnreachableThenReachable: a cluster that does not answer shows as unreachable,
+// with the reason, within 5 s; the workspace's apps are all there (health unknown); an
+// operation fails with the typed error; and once the cluster answers, the engine connects by
+// itself.
+func TestEngineUnreachableThenReachable(t *testing.T) {
+	fc := newFakeCluster()
+	var mu sync.Mutex
+	reachable := false
+	connect := func(ctx context.Context, env string) (Cluster, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !reachable {
+			return nil, &kube.UnreachableError{Context: "kind-dev", Server: "https://127.0.0.1:1", Err: errors.New("connection refused")}
+		}
+		return fc, nil
+	}
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc, func(o *Options) {
+		o.Connect = connect
+		o.RetryMin, o.RetryMax = 50*time.Millisecond, 200*time.Millisecond
+	})
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Unreachable })
+	if c := s.Connections[0]; c.Reason != "connection refused" || c.String() != "unreachable: connection refused" || c.Since.IsZero() {
+		t.Errorf("connection %+v", c)
+	}
+	if len(s.Apps) != 5 || s.Apps[0].Health != Unknown {
+		t.Errorf("apps while unreachable: %+v", s.Apps)
+	}
+	err := runUp(context.Background(), e, UpRequest{})
+	var u *kube.UnreachableError
+	if !errors.As(err, &u) {
+		t.Errorf("up while unreachable: %v (%T)", err, err)
+	}
+	mu.Lock()
+	reachable = true
+	mu.Unlock()
+	s = waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Connected })
+	if s.Connections[0].String() != "connected to fake" {
+		t.Errorf("connection %+v", s.Connections[0])
+	}
+	if err := runUp(context.Background(), e, UpRequest{}); err != nil {
+		t.Errorf("up once reachable: %v", err)
+	}
+}
