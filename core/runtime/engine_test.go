@@ -149,7 +149,9 @@ func TestEngineOneOperationPerInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Instances[0].Busy == first.ID() })
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		return s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Instances[0].Busy == first.ID()
+	})
 	for name, try := range map[string]func() (*Operation, error){
 		"up":      func() (*Operation, error) { return e.Up(UpRequest{Selection: Selection{Apps: []string{"worker"}}}) }, // worker brings db
 		"down":    func() (*Operation, error) { return e.Down(DownRequest{Selection: Selection{Apps: []string{"db"}}}) },
