@@ -73,8 +73,11 @@ type podConn struct {
 	conn  httpstream.Connection
 	ports map[string]int // remote spec → the pod's port
 	ids   atomic.Int64
-	open  sync.WaitGroup
 	once  sync.Once
+
+	mu      sync.Mutex
+	closed  bool
+	streams map[httpstream.Stream]struct{} // open, so close can reset them
 }
 
 // errBroken means the upgraded connection itself failed; the local connection may be retried
@@ -121,8 +124,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // then (if not, the caller may retry on a new connection); a *refusedError when the pod's port
 // refused.
 func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, err error) {
-	pc.open.Add(1)
-	defer pc.open.Done()
 	id := strconv.FormatInt(pc.ids.Add(1), 10)
 	headers := http.Header{}
 	headers.Set(corev1.StreamType, corev1.StreamTypeError)
@@ -133,7 +134,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 		return false, fmt.Errorf("%w: error stream: %v", errBroken, err)
 	}
 	_ = errStream.Close() // nothing is written to it
-	defer pc.conn.RemoveStreams(errStream)
+	defer pc.release(errStream)
 	errc := make(chan string, 1)
 	go func() {
 		msg, _ := io.ReadAll(errStream)
@@ -144,7 +145,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 	if err != nil {
 		return false, fmt.Errorf("%w: data stream: %v", errBroken, err)
 	}
-	defer pc.conn.RemoveStreams(data)
+	defer pc.release(data)
 
 	var inBytes, outBytes atomic.Int64
 	remoteDone := make(chan struct{})
@@ -225,6 +226,9 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 	defer timer.Stop()
 	select {
 	case r := <-done:
+		if r.err == nil {
+			pc.track(r.s)
+		}
 		return r.s, r.err
 	case <-pc.conn.CloseChan():
 		return nil, errors.New("connection closed")
@@ -235,7 +239,45 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 }
 
 // close ends the upgraded connection, and with it every stream on it; idempotent.
-func (pc *podConn) close() { pc.once.Do(func() { _ = pc.conn.Close() }) }
+// close resets the streams still open, then closes the connection. The reset comes first:
+// closing an SPDY connection waits for every open stream to end, and a stream whose local
+// side is idle would never end by itself.
+func (pc *podConn) close() {
+	pc.once.Do(func() {
+		pc.mu.Lock()
+		pc.closed = true
+		open := pc.streams
+		pc.streams = nil
+		pc.mu.Unlock()
+		for s := range open {
+			_ = s.Reset()
+		}
+		_ = pc.conn.Close()
+	})
+}
+
+// track records a new stream as open; on a connection closed meanwhile it resets it.
+func (pc *podConn) track(s httpstream.Stream) {
+	pc.mu.Lock()
+	if !pc.closed {
+		if pc.streams == nil {
+			pc.streams = map[httpstream.Stream]struct{}{}
+		}
+		pc.streams[s] = struct{}{}
+		pc.mu.Unlock()
+		return
+	}
+	pc.mu.Unlock()
+	_ = s.Reset()
+}
+
+// release forgets a stream that serve is done with.
+func (pc *podConn) release(s httpstream.Stream) {
+	pc.mu.Lock()
+	delete(pc.streams, s)
+	pc.mu.Unlock()
+	pc.conn.RemoveStreams(s)
+}
 
 // broken reports whether the upgraded connection has closed.
 func (pc *podConn) broken() bool {

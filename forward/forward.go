@@ -45,6 +45,7 @@ type Forward struct {
 	stop     chan struct{}
 
 	listeners []net.Listener
+	handlers  sync.WaitGroup // one per accepted local connection
 	bytesIn   atomic.Int64
 	bytesOut  atomic.Int64
 	openConns atomic.Int64
@@ -183,6 +184,7 @@ func (f *Forward) Run(ctx context.Context) error {
 
 // listen binds every port, or none: a port in use is an error naming it, and what holds it.
 func (f *Forward) listen() error {
+	var bound []Port
 	for _, p := range f.ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(f.spec.Address, strconv.Itoa(p.Local)))
 		if err != nil {
@@ -196,8 +198,11 @@ func (f *Forward) listen() error {
 			return fmt.Errorf("listen on %s:%d: %w", f.spec.Address, p.Local, err)
 		}
 		f.listeners = append(f.listeners, ln)
-		f.bound = append(f.bound, Port{Local: ln.Addr().(*net.TCPAddr).Port, Remote: p.Remote})
+		bound = append(bound, Port{Local: ln.Addr().(*net.TCPAddr).Port, Remote: p.Remote})
 	}
+	f.mu.Lock() // Status may be read while Run starts
+	f.bound = bound
+	f.mu.Unlock()
 	return nil
 }
 
@@ -211,6 +216,14 @@ func (f *Forward) shutdown() {
 	}
 	f.current = nil
 	f.mu.Unlock()
+	// Every local connection ends with its streams reset or its hold cut short; wait for
+	// them (boundedly: a stop must not hang on one) so none outlives the forward.
+	done := make(chan struct{})
+	go func() { f.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 	f.setState(Stopped, "", "stopped")
 }
 
@@ -397,11 +410,11 @@ func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
 		}
 		f.total.Add(1)
 		f.openConns.Add(1)
-		go func() {
+		f.handlers.Go(func() {
 			defer f.openConns.Add(-1)
 			defer c.Close()
 			f.serve(ctx, c, p)
-		}()
+		})
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -48,6 +50,8 @@ type Cluster struct {
 	Dynamic dynamic.Interface
 	Mapper  meta.ResettableRESTMapper
 	Timeout time.Duration
+	http    *http.Client
+	dial    *dialer
 }
 
 // Connect loads the kubeconfig, builds clients and checks the API server answers within the
@@ -80,31 +84,49 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
 		return nil, fmt.Errorf("kubeconfig context %s: %w", name, err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
-	dialer := &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}
-	cfg.Dial = dialer.DialContext
+	dial := &dialer{d: &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}}
+	cfg.Dial = dial.DialContext
 	cfg.UserAgent = "roro"
 	c, err := newCluster(cfg, opts.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	c.Context = name
+	c.Context, c.dial = name, dial
 	if err := c.Ping(ctx); err != nil {
+		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
 func newCluster(cfg *rest.Config, timeout time.Duration) (*Cluster, error) {
-	kube, err := kubernetes.NewForConfig(cfg)
+	// One HTTP client for both clients, so Close can drop its connections.
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	kube, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
-	return &Cluster{Server: cfg.Host, Config: cfg, Kube: kube, Dynamic: dyn, Mapper: mapper, Timeout: timeout}, nil
+	return &Cluster{Server: cfg.Host, Config: cfg, Kube: kube, Dynamic: dyn, Mapper: mapper, Timeout: timeout, http: hc}, nil
+}
+
+// Close ends the cluster's connections to the API server; call it once nothing uses the
+// cluster any more (its watches, streams and forwards have ended). Later calls fail.
+func (c *Cluster) Close() {
+	if c.http != nil {
+		// client-go wraps the transport in round trippers; this reaches the one beneath.
+		utilnet.CloseIdleConnectionsFor(c.http.Transport)
+	}
+	if c.dial != nil {
+		c.dial.closeAll()
+	}
 }
 
 // Ping checks the API server answers /readyz within the timeout.

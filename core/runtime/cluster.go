@@ -64,6 +64,8 @@ type Cluster interface {
 	Server() string
 	// Ping checks the API server answers; an unreachable one is a *kube.UnreachableError.
 	Ping(ctx context.Context) error
+	// Close drops the cluster's connections, once nothing uses it.
+	Close()
 	// Watch reports roro's instances in the cluster, with their objects' health, after
 	// every change, until ctx ends. It must return promptly when ctx ends, synced or not.
 	Watch(ctx context.Context, publish func([]InstanceView)) error

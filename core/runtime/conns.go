@@ -21,8 +21,10 @@ type conn struct {
 	lastErr  error
 	since    time.Time
 	attempts int
-	// attempted is closed and replaced after every attempt to connect, for waiters.
+	// attempted is closed and replaced after every attempt to connect, for waiters; retry
+	// asks for the next attempt at once.
 	attempted chan struct{}
+	retry     chan struct{}
 	instances []InstanceView
 }
 
@@ -56,7 +58,7 @@ func (e *Engine) syncConnsLocked() {
 			continue
 		}
 		ctx, cancel := context.WithCancel(e.ctx)
-		c := &conn{env: env, cancel: cancel, state: Connecting, since: e.opts.Now(), attempted: make(chan struct{})}
+		c := &conn{env: env, cancel: cancel, state: Connecting, since: e.opts.Now(), attempted: make(chan struct{}), retry: make(chan struct{}, 1)}
 		e.conns[env] = c
 		e.wg.Go(func() { e.runConn(ctx, c) })
 	}
@@ -89,12 +91,19 @@ func (e *Engine) runConn(ctx context.Context, c *conn) {
 				close(c.attempted)
 				c.attempted = make(chan struct{})
 			})
-			if !sleep(ctx, jitter(backoff)) {
+			t := time.NewTimer(jitter(backoff))
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return
+			case <-c.retry:
+			case <-t.C:
 			}
+			t.Stop()
 			backoff = min(backoff*2, e.opts.RetryMax)
 			continue
 		}
+		defer cl.Close()
 		backoff = e.opts.RetryMin
 		e.setConn(c, func() {
 			c.cluster, c.state, c.reason, c.lastErr, c.since, c.attempts = cl, Connected, "", nil, e.opts.Now(), 0
@@ -111,8 +120,10 @@ func (e *Engine) runConn(ctx context.Context, c *conn) {
 func (e *Engine) connected(ctx context.Context, c *conn, cl Cluster) {
 	if e.opts.Watch {
 		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		watched := make(chan struct{})
+		defer func() { cancel(); <-watched }() // the watch ends before the cluster closes
 		e.wg.Go(func() {
+			defer close(watched)
 			backoff := e.opts.RetryMin
 			for wctx.Err() == nil {
 				err := cl.Watch(wctx, func(ivs []InstanceView) {
@@ -175,17 +186,15 @@ func (e *Engine) cluster(ctx context.Context, env string) (Cluster, error) {
 		e.mu.Unlock()
 		return cl, nil
 	}
-	waited := c.state == Unreachable
+	if c.state == Unreachable {
+		// It failed before: try again now rather than wait out the backoff.
+		select {
+		case c.retry <- struct{}{}:
+		default:
+		}
+	}
 	wait := c.attempted
 	e.mu.Unlock()
-	if waited {
-		// It failed before: try once now rather than wait out the backoff.
-		cl, err := e.opts.Connect(ctx, env)
-		if err != nil {
-			return nil, err
-		}
-		return cl, nil
-	}
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()

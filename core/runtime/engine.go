@@ -117,6 +117,14 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+	// Everything that used the clusters has ended: drop their connections.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.conns {
+		if c.cluster != nil {
+			c.cluster.Close()
+		}
+	}
 	return nil
 }
 

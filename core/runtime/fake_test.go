@@ -58,6 +58,7 @@ func (f *fakeCluster) Calls() []string {
 func (f *fakeCluster) Context() string            { return "fake" }
 func (f *fakeCluster) Server() string             { return "https://fake.invalid" }
 func (f *fakeCluster) Ping(context.Context) error { return nil }
+func (f *fakeCluster) Close()                     {}
 func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.Env, error) {
 	return nil, nil, errors.New("not in the fake")
 }

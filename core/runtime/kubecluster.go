@@ -51,6 +51,7 @@ func KubeConnector(kubeconfig string, contextFor func(environment string) string
 func (k *kubeCluster) Context() string                { return k.c.Context }
 func (k *kubeCluster) Server() string                 { return k.c.Server }
 func (k *kubeCluster) Ping(ctx context.Context) error { return k.c.Ping(ctx) }
+func (k *kubeCluster) Close()                         { k.c.Close() }
 
 func (k *kubeCluster) Watch(ctx context.Context, publish func([]InstanceView)) error {
 	w := NewWatcher(k.c, k.now)
@@ -83,6 +84,9 @@ func (k *kubeCluster) Render(ctx context.Context, t Target) (*render.Result, *re
 // and env injected into the workloads when the app asks for it. `roro render` and `up` both
 // come here, so what render prints is what up applies.
 func RenderTarget(ctx context.Context, t Target, reader render.ObjectReader) (*render.Result, *render.Env, error) {
+	if t.LookupHost == nil {
+		t.LookupHost = func(string) (string, bool) { return "", false }
+	}
 	resolved, err := render.ResolveEnv(ctx, t.App, t.Environment, t.LookupHost, reader)
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,94 @@
+package testcluster
+
+import (
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Gate is a TCP proxy in front of the test cluster's API server that starts closed: its
+// port refuses connections, as an API server that is not up yet does, until Open. Kubeconfig
+// points at it, so a client sees the real API server appear.
+type Gate struct {
+	// Kubeconfig is a copy of the cluster's kubeconfig whose server is the gate.
+	Kubeconfig string
+	addr       string
+	upstream   string
+	mu         sync.Mutex
+	ln         net.Listener
+	conns      []net.Conn
+}
+
+// NewGate reserves a free port for a closed gate to c's API server; it closes with the test.
+func (c *Cluster) NewGate(t testing.TB) *Gate {
+	t.Helper()
+	u, err := url.Parse(c.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // closed: the port refuses until Open
+	raw, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range raw.Clusters {
+		cl.Server = "https://" + addr // the serving certificate names 127.0.0.1
+	}
+	g := &Gate{Kubeconfig: filepath.Join(t.TempDir(), "kubeconfig"), addr: addr, upstream: u.Host}
+	if err := clientcmd.WriteToFile(*raw, g.Kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.close)
+	return g
+}
+
+// Open starts accepting on the gate's port and relaying to the API server.
+func (g *Gate) Open(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		t.Fatalf("open the gate on %s: %v", g.addr, err)
+	}
+	g.mu.Lock()
+	g.ln = ln
+	g.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", g.upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			g.mu.Lock()
+			g.conns = append(g.conns, c, up)
+			g.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+func (g *Gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln != nil {
+		g.ln.Close()
+	}
+	for _, c := range g.conns {
+		c.Close()
+	}
+}
