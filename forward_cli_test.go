@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
 )
@@ -92,8 +95,17 @@ func TestForwardCommand(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("forward did not end on Ctrl-C")
 	}
-	if !strings.Contains(out.String(), "stopped") {
-		t.Errorf("no stopped line:\n%s", out.String())
+	// Every change is printed once, in order, and the end comes last.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.Contains(lines[len(lines)-1], "stopped") {
+		t.Errorf("the last line is not the stop:\n%s", out.String())
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Errorf("printed twice: %s", l)
+		}
+		seen[l] = true
 	}
 	if ln, err := net.Listen("tcp", local); err != nil {
 		t.Errorf("the port stayed bound after the end: %v", err)
@@ -139,5 +151,35 @@ func TestUpForward(t *testing.T) {
 	}
 	if code, psOut, _ := runCLI(t, append(kc, "ps")...); code != exitOK || !strings.Contains(psOut, "healthy") {
 		t.Errorf("the app did not stay up after Ctrl-C:\n%s", psOut)
+	}
+}
+
+// TestForwardPrinterPastTheEventLogBound: the printer keeps printing new events after the
+// forward's event log has reached its bound (200) and drops its oldest events, and prints
+// none twice.
+func TestForwardPrinterPastTheEventLogBound(t *testing.T) {
+	var out, errOut lockedBuffer
+	print := forwardPrinter(&options{stdout: &out, stderr: &errOut})
+	status := func(from, to uint64) []runtime.ForwardView {
+		st := forward.Status{Target: "service/api", Namespace: "ns", Address: "127.0.0.1", Ports: []forward.Port{{Local: 8080, Remote: "http"}}}
+		for seq := from; seq <= to; seq++ {
+			st.Events = append(st.Events, forward.Event{Seq: seq, State: forward.Connected, Message: fmt.Sprintf("event %d", seq)})
+		}
+		return []runtime.ForwardView{{App: "api", Instance: "default", Status: st}}
+	}
+	print(status(1, 200))
+	print(status(2, 201)) // the log is full: each new event pushes the oldest out
+	print(status(51, 250))
+	print(status(51, 250)) // nothing new
+	got := strings.Count(out.String(), "event ")
+	if got != 250 || !strings.Contains(out.String(), "event 250\n") {
+		t.Errorf("printed %d events, want 250:\n%s", got, out.String())
+	}
+	if strings.Count(out.String(), "127.0.0.1:8080 → service/api http") != 1 {
+		t.Errorf("the address line is not printed exactly once:\n%s", out.String())
+	}
+	print([]runtime.ForwardView{{App: "db", Instance: "default", Err: "local port 5432 is already in use"}})
+	if !strings.Contains(errOut.String(), "db/default: forwards not running: local port 5432 is already in use") {
+		t.Errorf("stderr: %s", errOut.String())
 	}
 }

@@ -99,6 +99,15 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
 	return c, nil
 }
 
+// NewCluster builds clients for cfg without checking that the API server answers (Connect
+// does); each request is bounded by timeout.
+func NewCluster(cfg *rest.Config, timeout time.Duration) (*Cluster, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return newCluster(cfg, timeout)
+}
+
 func newCluster(cfg *rest.Config, timeout time.Duration) (*Cluster, error) {
 	// One HTTP client for both clients, so Close can drop its connections.
 	hc, err := rest.HTTPClientFor(cfg)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/forward"
 )
 
@@ -379,7 +380,7 @@ func TestEngineUpForwardRejectsBadPortsFirst(t *testing.T) {
 	apps := map[string]string{"web": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/web", "ports": ["99999:80"]}]}`}
 	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
 	_, err := e.Up(UpRequest{Forward: true})
-	if err == nil || !strings.Contains(err.Error(), `app web: app.json: forwards[0]: port "99999:80"`) {
+	if err == nil || !strings.Contains(err.Error(), `app web: `) || !strings.Contains(err.Error(), `web/app.json: forwards[0]: port "99999:80"`) {
 		t.Fatalf("error %v", err)
 	}
 	if calls := fc.Calls(); len(calls) != 0 {
@@ -503,5 +504,20 @@ func TestEngineUnreachableThenReachable(t *testing.T) {
 	}
 	if err := runUp(context.Background(), e, UpRequest{}); err != nil {
 		t.Errorf("up once reachable: %v", err)
+	}
+}
+
+// TestForwardSpecsRefuseABadHold: a hold that is not a positive duration is an error where
+// the specs are made, never silently the default.
+func TestForwardSpecsRefuseABadHold(t *testing.T) {
+	ws := fakeWorkspace(t, map[string]string{"a": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/a", "ports": ["80"], "hold": "2m"}]}`})
+	app := ws.App("a")
+	specs, err := forwardSpecs(app, render.InstanceInfo{Name: "default", Namespace: "a"})
+	if err != nil || specs[0].Hold != 2*time.Minute {
+		t.Fatalf("specs %+v, %v", specs, err)
+	}
+	app.File.Forwards[0].Hold = "-5s" // past the loader, as a reload of a changed file might be
+	if _, err := forwardSpecs(app, render.InstanceInfo{Name: "default", Namespace: "a"}); err == nil || !strings.Contains(err.Error(), `forwards[0].hold: "-5s" is not a positive duration`) {
+		t.Errorf("bad hold: %v", err)
 	}
 }

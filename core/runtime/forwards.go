@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -45,11 +46,12 @@ func forwardSpecs(app *workspace.App, inst render.InstanceInfo) ([]forward.Spec,
 	return specs, nil
 }
 
-// checkForwards reports what is wrong with an app's forwards, before anything is applied.
+// checkForwards reports what is wrong with an app's forwards, before anything is applied,
+// naming the app.json and the forward.
 func checkForwards(app *workspace.App) error {
 	_, err := forwardSpecs(app, render.InstanceInfo{Name: workspace.DefaultInstance, Namespace: app.Namespace()})
 	if err != nil {
-		return fmt.Errorf("%s: %w", workspace.AppFileName, err)
+		return fmt.Errorf("%s: %w", filepath.Join(app.Dir, workspace.AppFileName), err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,59 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 		ln.Close()
 	}
 	waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 0 })
+}
+
+// TestForwardsThatCannotBindAreNotRunning: when a forward's local port is taken, up with
+// forwards fails saying which port, nothing counts as forwarded (the snapshot says why), and
+// once the port is free the next start works.
+func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-taken-port"
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":          `{"name": "taken", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}, {"target": "deployment/echo", "ports": ["` + port + `:tcp"]}]}`,
+		"apps/echo/m.yaml":   deployment("echo"),
+	})
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	ctx := testcluster.Context(t, time.Minute)
+	err = runUp(ctx, rt, UpRequest{Forward: true})
+	if err == nil || !strings.Contains(err.Error(), "local port "+port+" on 127.0.0.1 is already in use") ||
+		!strings.Contains(err.Error(), "it is up, but its forwards did not start") {
+		t.Fatalf("up with a taken port: %v", err)
+	}
+	s := waitFor(t, rt, 10*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 1 && s.Forwards[0].Err != "" })
+	if !strings.Contains(s.Forwards[0].Err, "already in use") {
+		t.Errorf("snapshot: %+v", s.Forwards)
+	}
+	taken.Close()
+	if err := rt.StartForwards(ctx, "echo", Selection{}); err != nil {
+		t.Fatalf("start once the port is free: %v", err)
+	}
+	waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
+		return len(s.Forwards) == 2 && s.Forwards[0].State == forward.Connected && s.Forwards[1].State == forward.Connected
+	})
+	c, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ok" {
+		t.Errorf("echo %q %v", got, err)
+	}
 }
