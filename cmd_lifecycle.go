@@ -73,6 +73,7 @@ func newUpCommand(opts *options) *cobra.Command {
 	var f renderFlags
 	var force, noWait, withForwards bool
 	var timeout time.Duration
+	var parallel int
 	cmd := &cobra.Command{
 		Use:   "up [APP...]",
 		Short: "Apply apps to the cluster in dependency order and wait until they are healthy",
@@ -80,7 +81,9 @@ func newUpCommand(opts *options) *cobra.Command {
 the server (if any fails, nothing is written and every failure is listed), create namespaces
 and CRDs first, apply the rest with server-side apply (field manager "roro"), prune what the
 instance owned before and no longer renders, and wait for health (kstatus) before the apps
-that depend on it start. With no APP, every app of the workspace.
+that depend on it start; apps that do not depend on each other come up in parallel
+(--parallel bounds how many at once). With no APP, every app of the workspace. Ctrl-C stops
+the up at its current step; what was applied stays.
 
 An app's dependencies come up with it. --instance runs a further copy of the apps named, in
 its own namespace (or with its name suffix); their dependencies run as their default instance.`,
@@ -107,6 +110,7 @@ its own namespace (or with its name suffix); their dependencies run as their def
 				Timeout:        timeout,
 				Progress:       progressPrinter(opts),
 				Forward:        withForwards,
+				Parallel:       parallel,
 			})
 			if err != nil {
 				return err
@@ -125,6 +129,7 @@ its own namespace (or with its name suffix); their dependencies run as their def
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once applied, without waiting for health")
 	cmd.Flags().BoolVar(&withForwards, "forward", false, "then run the apps' port forwards until Ctrl-C")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for each app to be healthy")
+	cmd.Flags().IntVar(&parallel, "parallel", 0, "how many apps that do not depend on each other come up at once (0: all)")
 	return cmd
 }
 

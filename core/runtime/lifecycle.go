@@ -35,6 +35,9 @@ type UpRequest struct {
 	// Forward starts each app's forwards once it is healthy; they run until Down, Close or
 	// StopForwards.
 	Forward bool
+	// Parallel bounds how many apps of one dependency level come up at once; 0 means all of
+	// them, 1 one app at a time.
+	Parallel int
 	// Progress also receives every event (the CLI prints them); the snapshot has them anyway.
 	Progress Reporter
 }
@@ -153,8 +156,16 @@ func (e *Engine) runUp(ctx context.Context, op *Operation, targets []upTarget, r
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(byLevel[l]))
+		slots := make(chan struct{}, len(byLevel[l]))
+		if req.Parallel > 0 {
+			slots = make(chan struct{}, req.Parallel)
+		}
 		for i, p := range byLevel[l] {
-			wg.Go(func() { errs[i] = e.upOne(ctx, op, clusters[p.Target.Environment], p, req) })
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				errs[i] = e.upOne(ctx, op, clusters[p.Target.Environment], p, req)
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {

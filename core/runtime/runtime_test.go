@@ -20,7 +20,7 @@ import (
 )
 
 // copyTree copies the folder src to a new temporary folder.
-func copyTree(t *testing.T, src string) string {
+func copyTree(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
