@@ -91,7 +91,7 @@ then this overview is printed.`,
 	opts.cluster.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
-		newUpCommand(opts), newDownCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts))
+		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts))
 	return root
 }
 

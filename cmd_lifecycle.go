@@ -58,6 +58,16 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	})
 }
 
+// withEngine runs fn with a new engine and closes it after.
+func withEngine(opts *options, fn func(*runtime.Engine) error) error {
+	eng, err := newEngine(opts)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	return fn(eng)
+}
+
 // wait follows an operation to its end; Ctrl-C cancels it and waits for it to stop.
 func wait(ctx context.Context, op *runtime.Operation) error {
 	select {
@@ -97,31 +107,28 @@ its own namespace (or with its name suffix); their dependencies run as their def
 			if err != nil {
 				return err
 			}
-			eng, err := newEngine(opts)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			op, err := eng.Up(runtime.UpRequest{
-				Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
-				Values:         values,
-				ForceConflicts: force,
-				NoWait:         noWait,
-				Timeout:        timeout,
-				Progress:       progressPrinter(opts),
-				Forward:        withForwards,
-				Parallel:       parallel,
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				op, err := eng.Up(runtime.UpRequest{
+					Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
+					Values:         values,
+					ForceConflicts: force,
+					NoWait:         noWait,
+					Timeout:        timeout,
+					Progress:       progressPrinter(opts),
+					Forward:        withForwards,
+					Parallel:       parallel,
+				})
+				if err != nil {
+					return err
+				}
+				if err := wait(cmd.Context(), op); err != nil || !withForwards {
+					return err
+				}
+				// Forward until Ctrl-C; the apps stay up (roro down takes them down).
+				fmt.Fprintln(opts.stderr, "forwarding; Ctrl-C stops the forwards, the apps stay up")
+				printForwards(cmd.Context(), eng, forwardPrinter(opts))
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if err := wait(cmd.Context(), op); err != nil || !withForwards {
-				return err
-			}
-			// Forward until Ctrl-C; the apps stay up (roro down takes them down).
-			fmt.Fprintln(opts.stderr, "forwarding; Ctrl-C stops the forwards, the apps stay up")
-			printForwards(cmd.Context(), eng, forwardPrinter(opts))
-			return nil
 		},
 	}
 	f.register(cmd)
@@ -147,31 +154,53 @@ unless asked. Taking down something that is not running says so and succeeds.`,
   roro down api --instance pr-42
   roro down db --volumes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, err := newEngine(opts)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			op, err := eng.Down(runtime.DownRequest{
-				Selection:   runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
-				DownOptions: runtime.DownOptions{Volumes: volumes, CRDs: crds}, Progress: progressPrinter(opts),
-			})
-			if err != nil {
-				return err
-			}
-			err = wait(cmd.Context(), op)
-			for _, r := range op.DownResults() {
-				if !r.Running && !failedFor(err, r.App) {
-					fmt.Fprintf(opts.stdout, "%s (%s) is not running\n", r.App, r.Instance)
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				op, err := eng.Down(runtime.DownRequest{
+					Selection:   runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
+					DownOptions: runtime.DownOptions{Volumes: volumes, CRDs: crds}, Progress: progressPrinter(opts),
+				})
+				if err != nil {
+					return err
 				}
-			}
-			return err
+				err = wait(cmd.Context(), op)
+				for _, r := range op.DownResults() {
+					if !r.Running && !failedFor(err, r.App) {
+						fmt.Fprintf(opts.stdout, "%s (%s) is not running\n", r.App, r.Instance)
+					}
+				}
+				return err
+			})
 		},
 	}
-	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment whose cluster to use (default: the instance's, else the workspace's)")
-	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance to take down (default: the default instance)")
+	f.registerInstance(cmd, "to take down")
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "also delete PersistentVolumeClaims")
 	cmd.Flags().BoolVar(&crds, "crds", false, "also delete CustomResourceDefinitions the apps applied")
+	return cmd
+}
+
+func newRestartCommand(opts *options) *cobra.Command {
+	var f renderFlags
+	cmd := &cobra.Command{
+		Use:   "restart APP",
+		Short: "Replace the pods of an app's workloads, as kubectl rollout restart does, and wait until healthy",
+		Long: `Restart an app's instance: stamp the pod template of each of its Deployments, StatefulSets
+and DaemonSets with the time (the annotation kubectl rollout restart sets), so their
+controllers replace the pods, then wait until every workload is healthy again. The manifests
+are not re-applied; use up for that.`,
+		Example: `  roro restart api
+  roro restart api --instance pr-42`,
+		Args: exactArgs(1, "APP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				op, err := eng.Restart(args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, progressPrinter(opts))
+				if err != nil {
+					return err
+				}
+				return wait(cmd.Context(), op)
+			})
+		},
+	}
+	f.registerInstance(cmd, "to restart")
 	return cmd
 }
 
@@ -187,38 +216,35 @@ or failed, and what is not ready yet.`,
 			if err := checkOutput(opts.output); err != nil {
 				return err
 			}
-			eng, err := newEngine(opts)
-			if err != nil {
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				list, err := eng.Ps(cmd.Context())
+				if opts.output == "json" {
+					if list == nil {
+						list = []runtime.InstanceStatus{}
+					}
+					if werr := writeJSON(opts.stdout, list); werr != nil {
+						return werr
+					}
+					return err
+				}
+				tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "APP\tINSTANCE\tENVIRONMENT\tNAMESPACE\tHEALTH\tREADY")
+				for _, s := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", s.App, s.Instance, orDash(s.Environment), s.Namespace, s.Health, s.Ready, s.Objects)
+				}
+				if ferr := tw.Flush(); ferr != nil {
+					return ferr
+				}
+				for _, s := range list {
+					for _, n := range s.NotReady {
+						fmt.Fprintf(opts.stdout, "  %s/%s: %s\n", s.App, s.Instance, n)
+					}
+				}
+				if len(list) == 0 && err == nil {
+					fmt.Fprintln(opts.stdout, "nothing is running; start with `roro up`")
+				}
 				return err
-			}
-			defer eng.Close()
-			list, err := eng.Ps(cmd.Context())
-			if opts.output == "json" {
-				if list == nil {
-					list = []runtime.InstanceStatus{}
-				}
-				if werr := writeJSON(opts.stdout, list); werr != nil {
-					return werr
-				}
-				return err
-			}
-			tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tINSTANCE\tENVIRONMENT\tNAMESPACE\tHEALTH\tREADY")
-			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", s.App, s.Instance, orDash(s.Environment), s.Namespace, s.Health, s.Ready, s.Objects)
-			}
-			if ferr := tw.Flush(); ferr != nil {
-				return ferr
-			}
-			for _, s := range list {
-				for _, n := range s.NotReady {
-					fmt.Fprintf(opts.stdout, "  %s/%s: %s\n", s.App, s.Instance, n)
-				}
-			}
-			if len(list) == 0 && err == nil {
-				fmt.Fprintln(opts.stdout, "nothing is running; start with `roro up`")
-			}
-			return err
+			})
 		},
 	}
 }
@@ -247,46 +273,42 @@ with JSONPath) for an environment and print them as NAME=value. Secret values (m
   roro env api --export .env`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, err := newEngine(opts)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			env, err := eng.Env(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance})
-			if err != nil {
-				return err
-			}
-			names := make([]string, 0, len(env.Values))
-			for n := range env.Values {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			if export != "" {
-				var b strings.Builder
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				env, err := eng.Env(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance})
+				if err != nil {
+					return err
+				}
+				names := make([]string, 0, len(env.Values))
+				for n := range env.Values {
+					names = append(names, n)
+				}
+				slices.Sort(names)
+				if export != "" {
+					var b strings.Builder
+					for _, n := range names {
+						fmt.Fprintf(&b, "%s=%s\n", n, dotenvQuote(env.Values[n]))
+					}
+					if err := runtime.WriteFileAtomic(export, []byte(b.String()), 0o600); err != nil {
+						return fmt.Errorf("export %s: %w", export, err)
+					}
+					fmt.Fprintf(opts.stderr, "wrote %d variables to %s (mode 0600)\n", len(names), export)
+					return nil
+				}
+				if opts.output == "json" {
+					out := map[string]string{}
+					for _, n := range names {
+						out[n] = maskIf(env.Values[n], env.Secret[n] && !showSecrets)
+					}
+					return writeJSON(opts.stdout, out)
+				}
 				for _, n := range names {
-					fmt.Fprintf(&b, "%s=%s\n", n, dotenvQuote(env.Values[n]))
+					fmt.Fprintf(opts.stdout, "%s=%s\n", n, maskIf(env.Values[n], env.Secret[n] && !showSecrets))
 				}
-				if err := runtime.WriteFileAtomic(export, []byte(b.String()), 0o600); err != nil {
-					return fmt.Errorf("export %s: %w", export, err)
-				}
-				fmt.Fprintf(opts.stderr, "wrote %d variables to %s (mode 0600)\n", len(names), export)
 				return nil
-			}
-			if opts.output == "json" {
-				out := map[string]string{}
-				for _, n := range names {
-					out[n] = maskIf(env.Values[n], env.Secret[n] && !showSecrets)
-				}
-				return writeJSON(opts.stdout, out)
-			}
-			for _, n := range names {
-				fmt.Fprintf(opts.stdout, "%s=%s\n", n, maskIf(env.Values[n], env.Secret[n] && !showSecrets))
-			}
-			return nil
+			})
 		},
 	}
-	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
-	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	f.registerInstance(cmd, "")
 	cmd.Flags().StringVar(&export, "export", "", "write NAME=value lines to this file (mode 0600) instead of printing")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secret values")
 	return cmd
@@ -321,17 +343,14 @@ masked. Exit code 0 with no output means there is nothing to change.`,
 			if err != nil {
 				return err
 			}
-			eng, err := newEngine(opts)
-			if err != nil {
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				d, err := eng.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprint(opts.stdout, d)
 				return err
-			}
-			defer eng.Close()
-			d, err := eng.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprint(opts.stdout, d)
-			return err
+			})
 		},
 	}
 	f.register(cmd)
@@ -352,22 +371,18 @@ pods that start later, as after a rollout.`,
   roro logs api --instance pr-42 --since 10m`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			eng, err := newEngine(opts)
-			if err != nil {
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				err := eng.Logs(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, lo, func(l kube.LogLine) {
+					fmt.Fprintf(opts.stdout, "[%s/%s] %s\n", l.Pod, l.Container, l.Line)
+				})
+				if cmd.Context().Err() != nil {
+					return nil // Ctrl-C: a normal end of -f
+				}
 				return err
-			}
-			defer eng.Close()
-			err = eng.Logs(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, lo, func(l kube.LogLine) {
-				fmt.Fprintf(opts.stdout, "[%s/%s] %s\n", l.Pod, l.Container, l.Line)
 			})
-			if cmd.Context().Err() != nil {
-				return nil // Ctrl-C: a normal end of -f
-			}
-			return err
 		},
 	}
-	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
-	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	f.registerInstance(cmd, "")
 	cmd.Flags().BoolVarP(&lo.Follow, "follow", "f", false, "keep streaming, and follow new pods")
 	cmd.Flags().Int64Var(&lo.Tail, "tail", 0, "start with the last N lines of each log (default: all)")
 	cmd.Flags().DurationVar(&lo.Since, "since", 0, "start with lines newer than this, such as 10m")
@@ -395,24 +410,20 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 				return usageError{fmt.Errorf("--transport %q: use auto, websocket or spdy", transport)}
 			}
 			opts.transport = transport
-			eng, err := newEngine(opts)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			printer := forwardPrinter(opts)
-			if err := eng.StartForwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}); err != nil {
-				if cmd.Context().Err() != nil {
-					return nil // Ctrl-C: a normal end
+			return withEngine(opts, func(eng *runtime.Engine) error {
+				printer := forwardPrinter(opts)
+				if err := eng.StartForwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}); err != nil {
+					if cmd.Context().Err() != nil {
+						return nil // Ctrl-C: a normal end
+					}
+					return err
 				}
-				return err
-			}
-			printForwards(cmd.Context(), eng, printer)
-			return nil
+				printForwards(cmd.Context(), eng, printer)
+				return nil
+			})
 		},
 	}
-	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's)")
-	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance (default: the default instance)")
+	f.registerInstance(cmd, "")
 	cmd.Flags().StringVar(&transport, "transport", forward.TransportAuto, "auto (WebSocket, then SPDY), websocket or spdy")
 	return cmd
 }

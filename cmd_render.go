@@ -25,10 +25,19 @@ type renderFlags struct {
 }
 
 func (f *renderFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment to render for (default: the instance's, else the workspace's default)")
-	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance to render (default: the default instance)")
+	f.registerInstance(cmd, "to render")
 	cmd.Flags().StringArrayVar(&f.set, "set", nil, "set a value, highest layer: --set image.tag=1.2 (repeatable)")
 	cmd.Flags().StringArrayVarP(&f.valuesFiles, "values", "f", nil, "a JSON or YAML file of values, above the workspace's layers (repeatable)")
+}
+
+// registerInstance adds --env and --instance; what says what the instance is for ("to
+// restart"), empty for nothing.
+func (f *renderFlags) registerInstance(cmd *cobra.Command, what string) {
+	if what != "" {
+		what = " " + what
+	}
+	cmd.Flags().StringVarP(&f.env, "env", "e", "", "environment (default: the instance's, else the workspace's default)")
+	cmd.Flags().StringVarP(&f.instance, "instance", "i", "", "instance"+what+" (default: the default instance)")
 }
 
 // cliValues merges the --values files, in order, then --set.

@@ -357,3 +357,29 @@ func TestDownKeepsVolumes(t *testing.T) {
 		t.Errorf("down --volumes kept namespace %s", ns)
 	}
 }
+
+// TestRestartCommand: restart of an app that is not up says so; after up, it replaces the
+// pods of its Deployment and prints the steps.
+func TestRestartCommand(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-restart-cli"
+	dep := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: big\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: big}\n  template:\n    metadata:\n      labels: {app: big}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/big:1}\n"
+	dir := appWorkspace(t, ns, map[string]string{"d.yaml": dep})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	code, _, errOut := runCLI(t, append(kc, "restart", "big")...)
+	if code != exitFail || !strings.Contains(errOut, "big (default) is not running: start it with `roro up big`") {
+		t.Fatalf("restart before up: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, append(kc, "up")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	code, _, errOut = runCLI(t, append(kc, "restart", "big")...)
+	if code != exitOK || !strings.Contains(errOut, "restart  Deployment "+ns+"/big") || !strings.Contains(errOut, "1 workloads restarted") {
+		t.Fatalf("restart: exit %d: %s", code, errOut)
+	}
+	d, err := tc.Kube.AppsV1().Deployments(ns).Get(context.Background(), "big", metav1.GetOptions{})
+	if err != nil || d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Errorf("no restartedAt: %v %v", err, d.Spec.Template.Annotations)
+	}
+}

@@ -185,6 +185,7 @@ func BenchmarkUpParallel(b *testing.B) {
 				b.Fatal(err)
 			}
 			times[parallel] = append(times[parallel], time.Since(start))
+			b.Logf("%s sample %d, parallel %d: %s", name, i, parallel, time.Since(start).Round(time.Millisecond))
 			if _, err := runDown(ctx, e, DownRequest{DownOptions: DownOptions{Volumes: true}}); err != nil {
 				b.Fatal(err)
 			}

@@ -100,9 +100,20 @@ func BenchmarkSnapshotDelay(b *testing.B) {
 	tc := testcluster.Get(b)
 	ctx := context.Background()
 	var delays []time.Duration
+	// One engine for the whole run, as the window keeps one: each iteration reloads the
+	// workspace with the app in a new namespace.
+	dir := oneApp(b, "roro-snap-bench-warmup")
+	rt := watchingEngine(b, tc, dir)
 	for i := range b.N {
 		ns := fmt.Sprintf("roro-snap-bench-%d-%d", time.Now().UnixNano()%1e6, i)
-		rt := watchingEngine(b, tc, oneApp(b, ns))
+		testfs.Write(b, dir, map[string]string{"apps/one/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`})
+		ws, err := workspace.Load(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rt.Reload(ws); err != nil {
+			b.Fatal(err)
+		}
 		watch, err := tc.Kube.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=one"})
 		if err != nil {
 			b.Fatal(err)
@@ -137,7 +148,6 @@ func BenchmarkSnapshotDelay(b *testing.B) {
 		watch.Stop()
 		delays = append(delays, shown.Sub(at))
 		_, _ = runDown(ctx, rt, DownRequest{})
-		_ = rt.Close()
 	}
 	slices.Sort(delays)
 	b.ReportMetric(float64(delays[len(delays)/2].Microseconds())/1000, "ms-p50")
