@@ -192,7 +192,7 @@ func TestEngineCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return slices.Contains(fc.Calls(), "apply db") })
+	eventually(t, 5*time.Second, func() bool { return slices.Contains(fc.Calls(), "apply db") })
 	op.Cancel()
 	op.Cancel() // idempotent
 	select {
@@ -334,8 +334,8 @@ func TestEngineReloadKeepsUntouchedForwards(t *testing.T) {
 	if len(fc.liveForwards("service/gone")) != 0 {
 		t.Error("the forward of an app the workspace lost still runs")
 	}
-	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 2 })
-	if s.Forwards[0].App != "a" || s.Forwards[1].App != "b" || s.Forwards[1].State != forward.Connected {
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 2 && s.Forwards[1].State == forward.Connected })
+	if s.Forwards[0].App != "a" || s.Forwards[1].App != "b" || s.Forwards[0].State != forward.Connected {
 		t.Errorf("forwards in the snapshot: %+v", s.Forwards)
 	}
 }
@@ -441,7 +441,7 @@ func TestEngineCloseStopsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e, 5*time.Second, func(*Snapshot) bool { return slices.Contains(fc.Calls(), "apply db") })
+	eventually(t, 5*time.Second, func() bool { return slices.Contains(fc.Calls(), "apply db") })
 	_, stop := e.Subscribe()
 	defer stop()
 	start := time.Now()

@@ -66,3 +66,14 @@ func waitFor(t testing.TB, e *Engine, timeout time.Duration, ok func(*Snapshot) 
 		}
 	}
 }
+
+// eventually polls cond until it holds, failing the test after timeout; for state outside
+// the engine's snapshot (a fake's calls).
+func eventually(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not so within %s", timeout)
+		}
+	}
+}
