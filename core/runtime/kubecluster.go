@@ -54,9 +54,35 @@ func (k *kubeCluster) Ping(ctx context.Context) error { return k.c.Ping(ctx) }
 func (k *kubeCluster) Close()                         { k.c.Close() }
 
 func (k *kubeCluster) Watch(ctx context.Context, publish func([]InstanceView)) error {
-	w := NewWatcher(k.c, k.now)
-	w.OnChange = publish
+	w := kube.NewWatcher(k.c)
+	w.OnChange = func(invs []kube.Inventory) { publish(k.views(invs)) }
 	return w.Run(ctx)
+}
+
+func (k *kubeCluster) Instances(ctx context.Context) ([]InstanceView, error) {
+	invs, err := k.c.Inventories(ctx)
+	return k.views(invs), err
+}
+
+// views turns the cluster's inventories into instance views with a health summary.
+func (k *kubeCluster) views(invs []kube.Inventory) []InstanceView {
+	out := make([]InstanceView, 0, len(invs))
+	for _, inv := range invs {
+		set := inv.Parent.Set
+		iv := InstanceView{App: set.App, Instance: set.Instance, Environment: set.Environment, Namespace: set.ParentNamespace,
+			Context: k.c.Context, Workspace: set.Workspace, Running: true, Health: Healthy}
+		for _, o := range inv.Objects {
+			iv.Objects = append(iv.Objects, ObjectView{Ref: o.Object, Health: o.Health})
+			switch {
+			case o.Health.Status == status.FailedStatus:
+				iv.Health = Failed
+			case o.Health.Status != status.CurrentStatus && iv.Health != Failed:
+				iv.Health = Progressing
+			}
+		}
+		out = append(out, iv)
+	}
+	return out
 }
 
 func (k *kubeCluster) Running(ctx context.Context, app string, inst render.InstanceInfo) (string, bool, error) {

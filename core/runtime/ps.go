@@ -9,8 +9,6 @@ import (
 	"sync"
 
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
-
-	"github.com/rorokube/roro/core/kube"
 )
 
 // InstanceStatus is one running instance as the cluster shows it, for `roro ps`.
@@ -26,37 +24,6 @@ type InstanceStatus struct {
 	NotReady    []string `json:"notReady,omitempty"`
 	// InWorkspace is false for an instance of an app the workspace no longer has.
 	InWorkspace bool `json:"inWorkspace"`
-}
-
-// Instances lists roro's instances in the cluster, with their objects' health, once.
-func (k *kubeCluster) Instances(ctx context.Context) ([]InstanceView, error) {
-	parents, err := k.c.ListParents(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []InstanceView
-	var errs []error
-	for _, p := range parents {
-		iv := InstanceView{App: p.Set.App, Instance: p.Set.Instance, Environment: p.Set.Environment, Context: k.c.Context,
-			Namespace: p.Set.ParentNamespace, Workspace: p.Set.Workspace, Running: true, Health: Healthy}
-		members, err := k.c.Members(ctx, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, m := range members {
-			h := kube.HealthOf(m)
-			iv.Objects = append(iv.Objects, ObjectView{Ref: kube.RefOf(m), Health: h})
-			switch {
-			case h.Status == status.FailedStatus:
-				iv.Health = Failed
-			case h.Status != status.CurrentStatus && iv.Health != Failed:
-				iv.Health = Progressing
-			}
-		}
-		out = append(out, iv)
-	}
-	return out, errors.Join(errs...)
 }
 
 // EnvironmentError is a failure in one environment of a workspace-wide command.

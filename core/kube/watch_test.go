@@ -1,4 +1,4 @@
-package runtime
+package kube
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-
-	"github.com/rorokube/roro/core/kube"
 )
 
 // TestWatcherEndsBeforeItsCachesSync: a Watcher of an API server that accepts connections
@@ -29,12 +27,12 @@ func TestWatcherEndsBeforeItsCachesSync(t *testing.T) {
 			held = append(held, c) // accepted, never answered
 		}
 	}()
-	c, err := kube.NewCluster(&rest.Config{Host: "http://" + ln.Addr().String()}, time.Second)
+	c, err := NewCluster(&rest.Config{Host: "http://" + ln.Addr().String()}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	w := NewWatcher(c, nil)
+	w := NewWatcher(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)

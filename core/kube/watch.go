@@ -1,12 +1,10 @@
-package runtime
+package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
-	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,32 +13,70 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
-
-	"github.com/rorokube/roro/core/kube"
 )
+
+// Inventory is one roro instance as a cluster has it: its ApplySet parent and the health of
+// every object the set holds.
+type Inventory struct {
+	Parent  *Parent
+	Objects []ObjectHealth
+}
+
+// ObjectHealth is one object of an inventory and its health.
+type ObjectHealth struct {
+	Object ObjectRef
+	Health Health
+}
+
+// inventoryOf pairs a parent with its live members, objects sorted by kind, namespace, name.
+func inventoryOf(p *Parent, members []*unstructured.Unstructured) Inventory {
+	inv := Inventory{Parent: p, Objects: make([]ObjectHealth, 0, len(members))}
+	for _, m := range members {
+		inv.Objects = append(inv.Objects, ObjectHealth{Object: RefOf(m), Health: HealthOf(m)})
+	}
+	sort.Slice(inv.Objects, func(i, j int) bool {
+		a, b := inv.Objects[i].Object, inv.Objects[j].Object
+		return a.Kind+"/"+a.Namespace+"/"+a.Name < b.Kind+"/"+b.Namespace+"/"+b.Name
+	})
+	return inv
+}
+
+// Inventories lists every roro instance in the cluster with its objects' health, once.
+func (c *Cluster) Inventories(ctx context.Context) ([]Inventory, error) {
+	parents, err := c.ListParents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Inventory, 0, len(parents))
+	var errs []error
+	for _, p := range parents {
+		members, err := c.Members(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, inventoryOf(p, members))
+	}
+	return out, errors.Join(errs...)
+}
 
 // Watcher follows roro's instances in one cluster from watches (no polling): one on roro's
 // ApplySet parents, and one per kind those parents list, on the objects that carry an
-// ApplySet label. After each change it calls OnChange with every instance and its objects'
-// health.
+// ApplySet label. After each change it calls OnChange with every inventory.
 type Watcher struct {
-	cluster *kube.Cluster
-	now     func() time.Time
-	// OnChange receives the instances after every change; it is called from Run's goroutine.
-	OnChange func([]InstanceView)
+	cluster *Cluster
+	// OnChange receives the inventories after every change; it is called from Run's
+	// goroutine.
+	OnChange func([]Inventory)
 
 	watching map[schema.GroupKind]cache.SharedIndexInformer
 	parents  cache.SharedIndexInformer
 	members  dynamicinformer.DynamicSharedInformerFactory
 }
 
-// NewWatcher returns a Watcher of cluster; Run starts it.
-func NewWatcher(cluster *kube.Cluster, now func() time.Time) *Watcher {
-	if now == nil {
-		now = time.Now
-	}
-	return &Watcher{cluster: cluster, now: now, watching: map[schema.GroupKind]cache.SharedIndexInformer{}}
+// NewWatcher returns a Watcher of c; Run starts it.
+func NewWatcher(c *Cluster) *Watcher {
+	return &Watcher{cluster: c, watching: map[schema.GroupKind]cache.SharedIndexInformer{}}
 }
 
 // Run watches until ctx ends, and returns then, whether or not the caches ever synced (an
@@ -48,11 +84,11 @@ func NewWatcher(cluster *kube.Cluster, now func() time.Time) *Watcher {
 func (w *Watcher) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(w.cluster.Kube, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = kube.LabelManagedBy + "=" + kube.ManagedByValue + "," + kube.LabelApplySetID
+			o.LabelSelector = LabelManagedBy + "=" + ManagedByValue + "," + LabelApplySetID
 		}))
 	w.parents = factory.Core().V1().Secrets().Informer()
 	w.members = dynamicinformer.NewFilteredDynamicSharedInformerFactory(w.cluster.Dynamic, 0, "",
-		func(o *metav1.ListOptions) { o.LabelSelector = kube.LabelApplySetPartOf })
+		func(o *metav1.ListOptions) { o.LabelSelector = LabelApplySetPartOf })
 	changed := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -75,7 +111,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}()
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), w.parents.HasSynced) {
-		return ctx.Err()
+		return fmt.Errorf("watch roro's inventories: %w", ctx.Err())
 	}
 	for {
 		if err := w.follow(ctx, handler); err != nil {
@@ -85,7 +121,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		}
 		if w.OnChange != nil {
-			w.OnChange(w.instances())
+			w.OnChange(w.inventories())
 		}
 		select {
 		case <-ctx.Done():
@@ -100,8 +136,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) follow(ctx context.Context, handler cache.ResourceEventHandler) error {
 	var fresh []cache.SharedIndexInformer
 	for _, obj := range w.parents.GetStore().List() {
-		s := obj.(*corev1.Secret)
-		for _, gk := range splitGroupKinds(s.Annotations[kube.AnnotationGroupKinds]) {
+		for _, gk := range parentOf(obj.(*corev1.Secret)).GroupKinds {
 			if _, ok := w.watching[gk]; ok {
 				continue
 			}
@@ -129,54 +164,25 @@ func (w *Watcher) follow(ctx context.Context, handler cache.ResourceEventHandler
 	return nil
 }
 
-// instances builds the instance views from the informers' caches.
-func (w *Watcher) instances() []InstanceView {
+// inventories builds the inventories from the informers' caches.
+func (w *Watcher) inventories() []Inventory {
 	byID := map[string][]*unstructured.Unstructured{}
 	for _, inf := range w.watching {
 		for _, obj := range inf.GetStore().List() {
-			u, ok := obj.(*unstructured.Unstructured)
-			if !ok {
-				continue
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				id := u.GetLabels()[LabelApplySetPartOf]
+				byID[id] = append(byID[id], u)
 			}
-			id := u.GetLabels()[kube.LabelApplySetPartOf]
-			byID[id] = append(byID[id], u)
 		}
 	}
-	var out []InstanceView
+	var out []Inventory
 	for _, obj := range w.parents.GetStore().List() {
-		s := obj.(*corev1.Secret)
-		iv := InstanceView{App: s.Labels[kube.LabelApp], Instance: s.Labels[kube.LabelInstance],
-			Environment: s.Labels[kube.LabelEnvironment], Namespace: s.Namespace, Context: w.cluster.Context,
-			Workspace: s.Annotations[kube.AnnotationWorkspace], Running: true, Health: Healthy}
-		for _, u := range byID[s.Labels[kube.LabelApplySetID]] {
-			h := kube.HealthOf(u)
-			iv.Objects = append(iv.Objects, ObjectView{Ref: kube.RefOf(u), Health: h})
-			switch {
-			case h.Status == status.FailedStatus:
-				iv.Health = Failed
-			case h.Status != status.CurrentStatus && iv.Health != Failed:
-				iv.Health = Progressing
-			}
-		}
-		sort.Slice(iv.Objects, func(i, j int) bool {
-			a, b := iv.Objects[i].Ref, iv.Objects[j].Ref
-			return a.Kind+"/"+a.Namespace+"/"+a.Name < b.Kind+"/"+b.Namespace+"/"+b.Name
-		})
-		out = append(out, iv)
+		p := parentOf(obj.(*corev1.Secret))
+		out = append(out, inventoryOf(p, byID[p.Set.ID]))
 	}
 	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+		a, b := out[i].Parent.Set, out[j].Parent.Set
 		return a.App+"/"+a.Instance < b.App+"/"+b.Instance
 	})
 	return out
-}
-
-func splitGroupKinds(s string) []schema.GroupKind {
-	var out []schema.GroupKind
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, schema.ParseGroupKind(x))
-		}
-	}
-	return slices.Compact(out)
 }
