@@ -152,12 +152,17 @@ func (e *Engine) connected(ctx context.Context, c *conn, cl Cluster) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-c.retry: // an operation wants to know now
 		}
 		err := cl.Ping(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		e.setConn(c, func() {
+			defer func() {
+				close(c.attempted)
+				c.attempted = make(chan struct{})
+			}()
 			switch {
 			case err != nil && c.state != Unreachable:
 				c.state, c.reason, c.lastErr, c.since = Unreachable, reasonOf(err), err, e.opts.Now()
@@ -187,7 +192,8 @@ func (e *Engine) cluster(ctx context.Context, env string) (Cluster, error) {
 		return cl, nil
 	}
 	if c.state == Unreachable {
-		// It failed before: try again now rather than wait out the backoff.
+		// It failed before: try again now rather than wait out the backoff (or the next
+		// ping, when it was connected before).
 		select {
 		case c.retry <- struct{}{}:
 		default:

@@ -231,6 +231,10 @@ func (e *Engine) build() *Snapshot {
 			if iv.Workspace != "" && iv.Workspace != ws.File.Name {
 				continue
 			}
+			if c.state != Connected {
+				// Last seen running; what it is now, roro cannot tell.
+				iv.Health = Unknown
+			}
 			if ws.App(iv.App) == nil {
 				orphans = append(orphans, iv)
 				continue

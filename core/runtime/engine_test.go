@@ -193,7 +193,9 @@ func TestEngineCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { return slices.Contains(fc.Calls(), "apply db") })
-	op.Cancel()
+	if !e.Cancel(op.ID()) { // as a window does, from the snapshot's operation ID
+		t.Fatal("Cancel found no running operation")
+	}
 	op.Cancel() // idempotent
 	select {
 	case <-op.Done():
@@ -209,6 +211,9 @@ func TestEngineCancel(t *testing.T) {
 	}
 	if slices.Contains(fc.Calls(), "apply api") {
 		t.Errorf("the next level started after Cancel: %v", fc.Calls())
+	}
+	if e.Cancel(op.ID()) || e.Cancel(999) {
+		t.Error("Cancel of an ended or unknown operation reported a cancel")
 	}
 }
 
@@ -520,4 +525,46 @@ func TestForwardSpecsRefuseABadHold(t *testing.T) {
 	if _, err := forwardSpecs(app, render.InstanceInfo{Name: "default", Namespace: "a"}); err == nil || !strings.Contains(err.Error(), `forwards[0].hold: "-5s" is not a positive duration`) {
 		t.Errorf("bad hold: %v", err)
 	}
+}
+
+// TestEngineLosesAndRegainsTheCluster: a cluster that stops answering after it was connected
+// shows as unreachable with the reason, its instances' health as unknown (not the last
+// healthy), an operation fails at once with the typed error instead of hanging, and the
+// connection comes back by itself.
+func TestEngineLosesAndRegainsTheCluster(t *testing.T) {
+	fc := newFakeCluster()
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc, func(o *Options) { o.PingEvery = 50 * time.Millisecond })
+	ctx := context.Background()
+	if err := runUp(ctx, e, UpRequest{Selection: Selection{Apps: []string{"db"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return instanceOf(s, "db", "default").Health == Healthy })
+	lost := &kube.UnreachableError{Context: "fake", Server: "https://fake.invalid", Err: errors.New("no answer within 5s")}
+	fc.mu.Lock()
+	fc.pingErr = lost
+	fc.mu.Unlock()
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Unreachable })
+	if s.Connections[0].Reason != "no answer within 5s" {
+		t.Errorf("reason %q", s.Connections[0].Reason)
+	}
+	if iv := instanceOf(s, "db", "default"); iv.Health != Unknown || !iv.Running {
+		t.Errorf("db while the cluster is lost: %+v", iv)
+	}
+	done := make(chan error, 1)
+	go func() { done <- runUp(ctx, e, UpRequest{Selection: Selection{Apps: []string{"cache"}}}) }()
+	select {
+	case err := <-done:
+		var u *kube.UnreachableError
+		if !errors.As(err, &u) {
+			t.Errorf("up on a lost cluster: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("up on a lost cluster hung")
+	}
+	fc.mu.Lock()
+	fc.pingErr = nil
+	fc.mu.Unlock()
+	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
+		return s.Connections[0].State == Connected && instanceOf(s, "db", "default").Health == Healthy
+	})
 }

@@ -33,6 +33,7 @@ type fakeCluster struct {
 	forwards []*fakeForward
 	taken    map[string]bool // ports whose forward cannot bind
 	watchers []chan struct{}
+	pingErr  error // what Ping answers
 }
 
 var _ Cluster = (*fakeCluster)(nil)
@@ -57,7 +58,11 @@ func (f *fakeCluster) Calls() []string {
 
 func (f *fakeCluster) Context() string            { return "fake" }
 func (f *fakeCluster) Server() string             { return "https://fake.invalid" }
-func (f *fakeCluster) Ping(context.Context) error { return nil }
+func (f *fakeCluster) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pingErr
+}
 func (f *fakeCluster) Close()                     {}
 func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.Env, error) {
 	return nil, nil, errors.New("not in the fake")

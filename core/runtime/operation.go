@@ -185,6 +185,24 @@ func (e *Engine) start(kind OperationKind, targets []InstanceKey, progress Repor
 	return op, nil
 }
 
+// Cancel cancels the running operation with id, as its handle's Cancel does, for a frontend
+// that has only the snapshot. It reports whether such an operation was running.
+func (e *Engine) Cancel(id uint64) bool {
+	e.mu.Lock()
+	var op *Operation
+	for _, o := range e.ops {
+		if o.id == id {
+			op = o
+		}
+	}
+	e.mu.Unlock()
+	if op == nil || !op.running() {
+		return false
+	}
+	op.Cancel()
+	return true
+}
+
 // trimOpsLocked drops the oldest finished operations beyond KeepOperations.
 func (e *Engine) trimOpsLocked() {
 	finished := 0
