@@ -56,14 +56,14 @@ func (f *fakeCluster) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeCluster) Context() string            { return "fake" }
-func (f *fakeCluster) Server() string             { return "https://fake.invalid" }
+func (f *fakeCluster) Context() string { return "fake" }
+func (f *fakeCluster) Server() string  { return "https://fake.invalid" }
 func (f *fakeCluster) Ping(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pingErr
 }
-func (f *fakeCluster) Close()                     {}
+func (f *fakeCluster) Close() {}
 func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.Env, error) {
 	return nil, nil, errors.New("not in the fake")
 }
