@@ -68,15 +68,24 @@ func withEngine(opts *options, fn func(*runtime.Engine) error) error {
 	return fn(eng)
 }
 
-// wait follows an operation to its end; Ctrl-C cancels it and waits for it to stop.
+// wait follows an operation to its end; Ctrl-C cancels it, waits for it to stop, and says
+// where it stopped.
 func wait(ctx context.Context, op *runtime.Operation) error {
 	select {
 	case <-op.Done():
+		return op.Err()
 	case <-ctx.Done():
-		op.Cancel()
-		<-op.Done()
 	}
-	return op.Err()
+	op.Cancel()
+	<-op.Done()
+	if err := op.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	step := "first"
+	if op.Step() != "" {
+		step = string(op.Step())
+	}
+	return fmt.Errorf("%s cancelled at its %s step; what it did stays (run it again to carry on)", op.Kind(), step)
 }
 
 func newUpCommand(opts *options) *cobra.Command {

@@ -383,3 +383,37 @@ func TestRestartCommand(t *testing.T) {
 		t.Errorf("no restartedAt: %v %v", err, d.Spec.Template.Annotations)
 	}
 }
+
+// TestCtrlCStopsUp: Ctrl-C during up's wait for health stops it at that step, says so, and
+// leaves what was applied; the next up carries on from there.
+func TestCtrlCStopsUp(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-ctrl-c"
+	stuck := "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: never-bound\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: none\n  resources:\n    requests: {storage: 1Mi}\n"
+	dir := appWorkspace(t, ns, map[string]string{"pvc.yaml": stuck, "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n"})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down", "--volumes")...) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append(kc, "up"), &out, &errOut) }()
+	err := testcluster.Poll(testcluster.Context(t, 30*time.Second), 20*time.Millisecond, func() (bool, error) {
+		return strings.Contains(errOut.String(), "wait     PersistentVolumeClaim "+ns+"/never-bound"), nil
+	})
+	if err != nil {
+		t.Fatalf("up never waited on the claim: %v\n%s", err, errOut.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitFail || !strings.Contains(errOut.String(), "roro: up cancelled at its wait step; what it did stays (run it again to carry on)") {
+			t.Errorf("exit %d:\n%s", code, errOut.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("up did not end within 5 s of Ctrl-C")
+	}
+	if _, err := tc.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "kept", metav1.GetOptions{}); err != nil {
+		t.Errorf("what up applied before Ctrl-C is gone: %v", err)
+	}
+}

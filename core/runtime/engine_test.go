@@ -568,3 +568,45 @@ func TestEngineLosesAndRegainsTheCluster(t *testing.T) {
 		return s.Connections[0].State == Connected && instanceOf(s, "db", "default").Health == Healthy
 	})
 }
+
+// TestEngineLogBufferIsBounded: a followed instance's buffer keeps the latest 5,000 lines,
+// counts what fell out, and stops with StopLogs.
+func TestEngineLogBufferIsBounded(t *testing.T) {
+	fc := newFakeCluster()
+	fc.logLines = 6000
+	e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+	if err := e.FollowLogs("web", Selection{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { return len(e.LogLines("web", "").Lines) == 5000 && e.LogLines("web", "").Dropped == 1000 })
+	buf := e.LogLines("web", "default")
+	if !buf.Following || buf.Lines[0].Line != "line 1000" || buf.Lines[4999].Line != "line 5999" || buf.Lines[0].Pod != "web-0" {
+		t.Errorf("buffer: following %v, first %+v, last %+v", buf.Following, buf.Lines[0], buf.Lines[4999])
+	}
+	if err := e.FollowLogs("web", Selection{}); err != nil { // already followed: nothing new
+		t.Fatal(err)
+	}
+	e.StopLogs("web", "")
+	if buf := e.LogLines("web", ""); len(buf.Lines) != 0 || buf.Following {
+		t.Errorf("after StopLogs: %d lines, following %v", len(buf.Lines), buf.Following)
+	}
+}
+
+// TestEngineParallelBound: Parallel 1 brings the apps of a level up one at a time; 0 all at
+// once.
+func TestEngineParallelBound(t *testing.T) {
+	for _, tt := range []struct{ parallel, wantPeak int }{{1, 1}, {0, 2}} {
+		fc := newFakeCluster()
+		fc.applyFor = 50 * time.Millisecond
+		e := fakeEngine(t, fakeWorkspace(t, levelled(t)), fc)
+		if err := runUp(context.Background(), e, UpRequest{Parallel: tt.parallel}); err != nil {
+			t.Fatal(err)
+		}
+		fc.mu.Lock()
+		peak := fc.peak
+		fc.mu.Unlock()
+		if peak != tt.wantPeak {
+			t.Errorf("Parallel %d: %d applies at once, want %d", tt.parallel, peak, tt.wantPeak)
+		}
+	}
+}

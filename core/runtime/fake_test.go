@@ -34,6 +34,7 @@ type fakeCluster struct {
 	taken    map[string]bool // ports whose forward cannot bind
 	watchers []chan struct{}
 	pingErr  error // what Ping answers
+	logLines int   // how many lines Logs emits
 }
 
 var _ Cluster = (*fakeCluster)(nil)
@@ -69,7 +70,14 @@ func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.E
 }
 func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error) { return &render.Env{}, nil }
 func (f *fakeCluster) Diff(context.Context, Target) (string, error)     { return "", nil }
-func (f *fakeCluster) Logs(context.Context, Target, kube.LogOptions, func(kube.LogLine)) error {
+// Logs emits logLines numbered lines, then follows (blocks) until ctx ends.
+func (f *fakeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {
+	for i := range f.logLines {
+		emit(kube.LogLine{Pod: t.App.Name + "-0", Container: "c", Time: time.Unix(int64(i), 0), Line: fmt.Sprintf("line %d", i)})
+	}
+	if opts.Follow {
+		<-ctx.Done()
+	}
 	return nil
 }
 

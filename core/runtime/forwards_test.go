@@ -128,3 +128,75 @@ func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 		t.Errorf("echo %q %v", got, err)
 	}
 }
+
+// TestReloadKeepsUntouchedForwards: after a reload that changes one app's forward, the other
+// app's forward keeps its port and its open connection; the changed one restarts on its new
+// port.
+func TestReloadKeepsUntouchedForwards(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-reload-forwards"
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPort := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
+	free.Close()
+	layout := func(bPorts string) map[string]string {
+		return map[string]string{
+			"roro.json":       `{"name": "reload", "members": ["apps/*"]}`,
+			"apps/a/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}]}`,
+			"apps/a/m.yaml":   deployment("echo"),
+			"apps/b/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["` + bPorts + `"]}]}`,
+			"apps/b/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+		}
+	}
+	dir := testfs.Layout(t, layout("0:tcp"))
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	ctx := testcluster.Context(t, time.Minute)
+	if err := runUp(ctx, rt, UpRequest{Forward: true}); err != nil {
+		t.Fatal(err)
+	}
+	connected := func(s *Snapshot) bool {
+		return len(s.Forwards) == 2 && s.Forwards[0].State == forward.Connected && s.Forwards[1].State == forward.Connected
+	}
+	s := waitFor(t, rt, 30*time.Second, connected)
+	aPort := s.Forwards[0].Ports[0].Local
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(aPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	echo := func(msg string) {
+		t.Helper()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+			t.Fatalf("echo %q: %q %v", msg, got, err)
+		}
+	}
+	echo("before")
+	testfs.Write(t, dir, layout(newPort+":tcp"))
+	ws2, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Reload(ws2); err != nil {
+		t.Fatal(err)
+	}
+	s = waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
+		return connected(s) && strconv.Itoa(s.Forwards[1].Ports[0].Local) == newPort
+	})
+	if s.Forwards[0].Ports[0].Local != aPort || s.Forwards[0].Total != 1 {
+		t.Errorf("a's forward was restarted: %+v", s.Forwards[0])
+	}
+	echo("after") // a's connection lives on
+}

@@ -276,6 +276,9 @@ func (e *Engine) foundationAll(ctx context.Context, op *Operation, clusters map[
 func (e *Engine) upOne(ctx context.Context, op *Operation, c Cluster, p *Plan, req UpRequest) error {
 	t := p.Target
 	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err() // cancelled: not a failure of the app
+		}
 		op.report(Event{App: t.App.Name, Instance: t.Instance.Name, Step: StepFailed, Message: err.Error()})
 		return &AppError{App: t.App.Name, Err: err}
 	}

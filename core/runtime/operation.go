@@ -67,6 +67,13 @@ func (o *Operation) Done() <-chan struct{} { return o.done }
 // again, or after the end, does nothing.
 func (o *Operation) Cancel() { o.cancel() }
 
+// Step is the latest step the operation reported, empty before the first.
+func (o *Operation) Step() Step {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.step
+}
+
 // Err is why the operation failed, nil while it runs or when it succeeded.
 func (o *Operation) Err() error {
 	o.mu.Lock()
