@@ -70,6 +70,7 @@ func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.E
 }
 func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error) { return &render.Env{}, nil }
 func (f *fakeCluster) Diff(context.Context, Target) (string, error)     { return "", nil }
+
 // Logs emits logLines numbered lines, then follows (blocks) until ctx ends.
 func (f *fakeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {
 	for i := range f.logLines {
