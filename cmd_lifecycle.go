@@ -43,14 +43,8 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	contextFor := func(env string) string {
-		if opts.cluster.context != "" {
-			return opts.cluster.context
-		}
-		return ws.File.Environments[env].Context
-	}
 	return runtime.New(ws, runtime.Options{
-		Connect:    runtime.KubeConnector(opts.cluster.kubeconfig, contextFor, kube.DefaultTimeout, time.Now),
+		Connect:    runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
 		Store:      runtime.NewStore(stateDir, ws.Dir),
 		LookupHost: os.LookupEnv,
 		Now:        time.Now,

@@ -67,7 +67,7 @@ func TestUpBadObjectAppliesNothing(t *testing.T) {
 	if code != exitFail {
 		t.Fatalf("up of a bad app: exit %d\n%s", code, errOut)
 	}
-	for _, want := range []string{"the dry run failed", "nothing was applied", "Deployment " + ns + "/broken", "spec.replicas"} {
+	for _, want := range []string{"the dry run failed", "nothing was applied", "the namespaces and CRDs this up created were removed again", "Deployment " + ns + "/broken", "spec.replicas"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}

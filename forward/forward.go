@@ -177,7 +177,8 @@ func (f *Forward) Run(ctx context.Context) error {
 	f.setState(Listening, "", "waiting for a Ready pod of "+f.target.String())
 	close(f.ready)
 	for i, ln := range f.listeners {
-		go f.accept(ctx, ln, f.ports[i])
+		// Counted with the connections, so no Add races the Wait in shutdown.
+		f.handlers.Go(func() { f.accept(ctx, ln, f.ports[i]) })
 	}
 	return f.follow(ctx, r)
 }
@@ -211,11 +212,16 @@ func (f *Forward) shutdown() {
 		ln.Close()
 	}
 	f.mu.Lock()
+	conns := make([]*podConn, 0, len(f.conns))
 	for _, pc := range f.conns {
-		pc.close()
+		conns = append(conns, pc)
 	}
 	f.current = nil
 	f.mu.Unlock()
+	// Closing writes to the network: never under f.mu, which Status needs.
+	for _, pc := range conns {
+		pc.close()
+	}
 	// Every local connection ends with its streams reset or its hold cut short; wait for
 	// them (boundedly: a stop must not hang on one) so none outlives the forward.
 	done := make(chan struct{})
@@ -298,6 +304,7 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 	f.mu.Lock()
 	// Connections to deleted pods end now: their in-flight streams must not hang.
 	var gone []string
+	var closing []*podConn
 	for uid, pc := range f.conns {
 		if !alive[uid] || pc.broken() {
 			why := "pod " + pc.pod + " was deleted"
@@ -305,7 +312,7 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 				why = "the connection to pod " + pc.pod + " broke"
 			}
 			gone = append(gone, why)
-			pc.close()
+			closing = append(closing, pc)
 			delete(f.conns, uid)
 			if f.current == pc {
 				f.current = nil
@@ -318,6 +325,9 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 	}
 	r := f.resolved
 	f.mu.Unlock()
+	for _, pc := range closing { // network writes, outside f.mu
+		pc.close()
+	}
 	for _, why := range gone {
 		f.setState(Reconnecting, "", why)
 	}

@@ -50,8 +50,11 @@ type Cluster struct {
 	Dynamic dynamic.Interface
 	Mapper  meta.ResettableRESTMapper
 	Timeout time.Duration
-	http    *http.Client
-	dial    *dialer
+	// OutageGrace is how long requests may fail during a wait (for health, a namespace, a
+	// CRD) before it ends with the failure; default DefaultOutageGrace.
+	OutageGrace time.Duration
+	http        *http.Client
+	dial        *dialer
 }
 
 // Connect loads the kubeconfig, builds clients and checks the API server answers within the

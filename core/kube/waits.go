@@ -15,6 +15,37 @@ import (
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
+// DefaultOutageGrace is how long requests may fail during a wait before the wait gives up:
+// long enough for an API server restart, short enough that a lost cluster is said in
+// seconds.
+const DefaultOutageGrace = 10 * time.Second
+
+// outage tells a blip of the API server from a lost cluster during a wait.
+type outage struct{ since time.Time }
+
+// failed records a failed request; it returns the error to end the wait with once failures
+// have lasted outageGrace (an *UnreachableError when the server did not answer).
+func (o *outage) failed(c *Cluster, err error) error {
+	if o.since.IsZero() {
+		o.since = time.Now()
+	}
+	grace := c.OutageGrace
+	if grace <= 0 {
+		grace = DefaultOutageGrace
+	}
+	if time.Since(o.since) < grace {
+		return nil
+	}
+	if IsUnreachable(err) {
+		var u *UnreachableError
+		if errors.As(err, &u) {
+			return u
+		}
+		return &UnreachableError{Context: c.Context, Server: c.Server, Err: err}
+	}
+	return err
+}
+
 // NamespaceState says whether a namespace exists and whether it is being deleted.
 func (c *Cluster) NamespaceState(ctx context.Context, ns string) (exists, terminating bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -33,10 +64,18 @@ func (c *Cluster) NamespaceState(ctx context.Context, ns string) (exists, termin
 func (c *Cluster) WaitNamespaceGone(ctx context.Context, ns string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var down outage
 	for {
 		exists, _, err := c.NamespaceState(ctx, ns)
 		if err == nil && !exists {
 			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			if err := down.failed(c, err); err != nil {
+				return err
+			}
+		} else {
+			down = outage{}
 		}
 		select {
 		case <-ctx.Done():
@@ -54,8 +93,16 @@ func (c *Cluster) WaitEstablished(ctx context.Context, name string, timeout time
 	crd.SetAPIVersion("apiextensions.k8s.io/v1")
 	crd.SetKind("CustomResourceDefinition")
 	crd.SetName(name)
+	var down outage
 	for {
 		live, err := c.Get(ctx, crd)
+		if err != nil && ctx.Err() == nil {
+			if err := down.failed(c, err); err != nil {
+				return err
+			}
+		} else {
+			down = outage{}
+		}
 		if err == nil && live != nil {
 			conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
 			for _, cond := range conds {
@@ -145,9 +192,16 @@ func (c *Cluster) WaitHealthy(ctx context.Context, parent *Parent, want []*unstr
 	last := map[string]status.Status{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var down outage
 	for {
 		live, err := c.Members(ctx, parent)
+		if err != nil && ctx.Err() == nil {
+			if err := down.failed(c, err); err != nil {
+				return err
+			}
+		}
 		if err == nil {
+			down = outage{}
 			byKey := map[string]*unstructured.Unstructured{}
 			for _, o := range live {
 				byKey[Key(o)] = o

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -157,12 +158,18 @@ func (w *Watcher) follow(ctx context.Context, handler cache.ResourceEventHandler
 	}
 	if len(fresh) > 0 {
 		w.members.Start(ctx.Done())
+		// Bounded: a kind roro may not list (RBAC) must not freeze every other instance.
+		sctx, cancel := context.WithTimeout(ctx, memberSyncTimeout)
+		defer cancel()
 		for _, inf := range fresh {
-			cache.WaitForCacheSync(ctx.Done(), inf.HasSynced)
+			cache.WaitForCacheSync(sctx.Done(), inf.HasSynced)
 		}
 	}
 	return nil
 }
+
+// memberSyncTimeout bounds the wait for a newly watched kind's first list.
+const memberSyncTimeout = 10 * time.Second
 
 // inventories builds the inventories from the informers' caches.
 func (w *Watcher) inventories() []Inventory {

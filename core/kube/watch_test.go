@@ -2,10 +2,13 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 )
 
@@ -44,5 +47,35 @@ func TestWatcherEndsBeforeItsCachesSync(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("Run did not return within 3 s of its context ending")
+	}
+}
+
+// TestWaitHealthyEndsWhenTheClusterIsGone: a wait for health whose API server stops
+// answering ends, after the outage grace, with an UnreachableError instead of running to its
+// timeout.
+func TestWaitHealthyEndsWhenTheClusterIsGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every request is refused
+	c, err := NewCluster(&rest.Config{Host: "http://" + addr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.OutageGrace = 300 * time.Millisecond
+	parent := &Parent{Set: ApplySet{ID: "x", ParentNamespace: "ns"}, GroupKinds: []schema.GroupKind{{Kind: "ConfigMap"}}, Namespaces: []string{"ns"}}
+	want := &unstructured.Unstructured{}
+	want.SetAPIVersion("v1")
+	want.SetKind("ConfigMap")
+	want.SetName("x")
+	want.SetNamespace("ns")
+	start := time.Now()
+	err = c.WaitHealthy(context.Background(), parent, []*unstructured.Unstructured{want}, time.Minute, nil)
+	var u *UnreachableError
+	if !errors.As(err, &u) || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %s: %v (%T), want an UnreachableError soon after the grace", time.Since(start), err, err)
 	}
 }

@@ -77,9 +77,10 @@ type Cluster interface {
 	// Nothing is written.
 	Plan(ctx context.Context, targets []Target, opts kube.ApplyOptions, report Reporter) ([]*Plan, error)
 	// Foundation creates the plans' namespaces and CRDs and dry-runs what had to wait for
-	// them. On failure it removes what it created. Undo removes it later, when another
-	// cluster's foundation fails.
-	Foundation(ctx context.Context, plans []*Plan, opts kube.ApplyOptions, report Reporter) (undo func(), err error)
+	// them. On failure it removes what it created and says so in a *FoundationError. Undo
+	// removes it later, when another cluster's foundation fails, and returns what it could
+	// not remove.
+	Foundation(ctx context.Context, plans []*Plan, opts kube.ApplyOptions, report Reporter) (undo func() []kube.ObjectRef, err error)
 	// Apply applies a plan's objects and prunes what the instance no longer renders.
 	Apply(ctx context.Context, p *Plan, opts kube.ApplyOptions, report Reporter) error
 	// Wait waits until every object of the plan is healthy, up to timeout.
@@ -101,6 +102,7 @@ type Cluster interface {
 	Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error
 }
 
-// Connector connects to an environment's cluster; it must honour ctx and fail with a
+// Connector connects to an environment's cluster; kubeContext is the environment's
+// "context" in roro.json (empty for the current one). It must honour ctx and fail with a
 // *kube.UnreachableError when the cluster does not answer.
-type Connector func(ctx context.Context, environment string) (Cluster, error)
+type Connector func(ctx context.Context, environment, kubeContext string) (Cluster, error)

@@ -12,8 +12,14 @@ import (
 // conn is one environment's cluster connection: a goroutine connects, watches, pings, and
 // reconnects with backoff. Its fields are guarded by the engine's mu.
 type conn struct {
-	env    string
+	env string
+	// kctx is the environment's "context" in roro.json when the connection started; a
+	// reload that changes it starts a new connection.
+	kctx   string
 	cancel context.CancelFunc
+	// synced is true once the watch has reported the cluster's instances since the
+	// connection was made; until then the snapshot does not know what runs.
+	synced bool
 
 	state    ConnState
 	cluster  Cluster
@@ -29,7 +35,7 @@ type conn struct {
 }
 
 func (c *conn) view() ConnectionView {
-	v := ConnectionView{Environment: c.env, State: c.state, Reason: c.reason, Since: c.since, Attempts: c.attempts}
+	v := ConnectionView{Environment: c.env, State: c.state, Reason: c.reason, Since: c.since, Attempts: c.attempts, Synced: c.synced}
 	if c.cluster != nil {
 		v.Context, v.Server = c.cluster.Context(), c.cluster.Server()
 	}
@@ -48,7 +54,7 @@ func (e *Engine) syncConnsLocked() {
 		for _, x := range envs {
 			found = found || x == env
 		}
-		if !found {
+		if !found || c.kctx != e.ws.File.Environments[env].Context {
 			c.cancel()
 			delete(e.conns, env)
 		}
@@ -58,10 +64,27 @@ func (e *Engine) syncConnsLocked() {
 			continue
 		}
 		ctx, cancel := context.WithCancel(e.ctx)
-		c := &conn{env: env, cancel: cancel, state: Connecting, since: e.opts.Now(), attempted: make(chan struct{}), retry: make(chan struct{}, 1)}
+		c := &conn{env: env, kctx: e.ws.File.Environments[env].Context, cancel: cancel, state: Connecting, since: e.opts.Now(),
+			attempted: make(chan struct{}), retry: make(chan struct{}, 1)}
 		e.conns[env] = c
 		e.wg.Go(func() { e.runConn(ctx, c) })
 	}
+}
+
+// retire ends a connection whose environment left the workspace (or changed its context):
+// whoever waits on it learns why, and its cluster stays open for the operations still using
+// it, until Close.
+func (e *Engine) retire(c *conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c.state, c.reason = Unreachable, "environment "+c.env+" changed in the workspace"
+	c.lastErr = errors.New("the connection of environment " + c.env + " ended: the environment changed in the workspace")
+	if c.cluster != nil {
+		e.retired = append(e.retired, c.cluster)
+		c.cluster = nil
+	}
+	close(c.attempted)
+	c.attempted = make(chan struct{})
 }
 
 // setConn updates a connection under the engine's lock and publishes.
@@ -75,9 +98,10 @@ func (e *Engine) setConn(c *conn, fn func()) {
 // runConn connects, then watches and pings until ctx ends; a failure to connect or a failed
 // ping makes the connection unreachable, with the reason, until an attempt succeeds.
 func (e *Engine) runConn(ctx context.Context, c *conn) {
+	defer e.retire(c)
 	backoff := e.opts.RetryMin
 	for ctx.Err() == nil {
-		cl, err := e.opts.Connect(ctx, c.env)
+		cl, err := e.opts.Connect(ctx, c.env, c.kctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -103,10 +127,10 @@ func (e *Engine) runConn(ctx context.Context, c *conn) {
 			backoff = min(backoff*2, e.opts.RetryMax)
 			continue
 		}
-		defer cl.Close()
 		backoff = e.opts.RetryMin
 		e.setConn(c, func() {
 			c.cluster, c.state, c.reason, c.lastErr, c.since, c.attempts = cl, Connected, "", nil, e.opts.Now(), 0
+			c.synced = false
 			close(c.attempted)
 			c.attempted = make(chan struct{})
 		})
@@ -133,7 +157,7 @@ func (e *Engine) connected(ctx context.Context, c *conn, cl Cluster) {
 							mine = append(mine, iv)
 						}
 					}
-					e.setConn(c, func() { c.instances = mine })
+					e.setConn(c, func() { c.instances, c.synced = mine, true })
 				})
 				if wctx.Err() != nil || err == nil {
 					return

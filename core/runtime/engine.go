@@ -59,6 +59,7 @@ type Engine struct {
 	forwards map[InstanceKey]*forwardSet
 	fwErrs   map[InstanceKey]string // why an instance's forwards are not running
 	logs     map[InstanceKey]*logFollower
+	retired  []Cluster // of connections that ended while operations may still use them
 	git      GitView
 	version  uint64
 
@@ -124,6 +125,9 @@ func (e *Engine) Close() error {
 		if c.cluster != nil {
 			c.cluster.Close()
 		}
+	}
+	for _, c := range e.retired {
+		c.Close()
 	}
 	return nil
 }
@@ -260,8 +264,8 @@ func (e *Engine) build() *Snapshot {
 				if info, env, err := render.ResolveInstance(ws, app, render.Request{Instance: name}); err == nil {
 					iv.Namespace, iv.Environment = info.Namespace, env
 				}
-				if c := e.conns[iv.Environment]; c != nil && c.state != Connected {
-					iv.Health = Unknown
+				if c := e.conns[iv.Environment]; c != nil && (c.state != Connected || !c.synced) {
+					iv.Health = Unknown // roro has not seen (or cannot see) what runs
 				}
 			}
 			iv.Declared = i <= len(app.File.Instances)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -227,7 +228,7 @@ func TestEngineSnapshotFollowsSteps(t *testing.T) {
 	apps := levelled(t)
 	apps["db"] = `{"manifests": ["m.yaml"], "group": "data", "namespace": "demo-db", "instances": {"blue": {"suffix": "-blue"}}}`
 	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
-	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Connected })
+	s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Connections[0].State == Connected && s.Connections[0].Synced })
 	if len(s.Apps) != 5 || s.Workspace.Name != "fake" {
 		t.Fatalf("apps before any operation: %+v", s.Apps)
 	}
@@ -432,7 +433,7 @@ func TestEngineCloseStopsEverything(t *testing.T) {
 	fc := newFakeCluster()
 	fc.hold["db"] = make(chan struct{}) // never released
 	ws := fakeWorkspace(t, levelled(t))
-	e, err := New(ws, Options{Connect: func(context.Context, string) (Cluster, error) { return fc, nil }, Watch: true})
+	e, err := New(ws, Options{Connect: func(context.Context, string, string) (Cluster, error) { return fc, nil }, Watch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +477,7 @@ func TestEngineUnreachableThenReachable(t *testing.T) {
 	fc := newFakeCluster()
 	var mu sync.Mutex
 	reachable := false
-	connect := func(ctx context.Context, env string) (Cluster, error) {
+	connect := func(ctx context.Context, env, _ string) (Cluster, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !reachable {
@@ -608,5 +609,22 @@ func TestEngineParallelBound(t *testing.T) {
 		if peak != tt.wantPeak {
 			t.Errorf("Parallel %d: %d applies at once, want %d", tt.parallel, peak, tt.wantPeak)
 		}
+	}
+}
+
+// TestStoreUpdatesDoNotLoseEachOther: updates from parallel apps all land.
+func TestStoreUpdatesDoNotLoseEachOther(t *testing.T) {
+	st := NewStore(t.TempDir(), "/ws")
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := st.Update(func(s *State) { s.Record(Deployed{App: fmt.Sprintf("app%02d", i), Instance: "default"}) }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(st.Load().Deployed); n != 20 {
+		t.Errorf("%d of 20 records survived", n)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/rorokube/roro/core/kube"
 )
 
 // AppError is a failure of one app's part of an operation; Err keeps its type (a
@@ -50,21 +52,44 @@ func (e *BusyError) Error() string {
 var ErrClosed = errors.New("the engine is closed")
 
 // DryRunError says the server refused objects in the dry run, so nothing was applied.
-type DryRunError struct {
-	// Undone is true when namespaces and CRDs this run created were removed again.
-	Undone bool
-	Err    error
-}
+type DryRunError struct{ Err error }
 
-func (e *DryRunError) Error() string {
-	head := "the dry run failed, nothing was applied:"
-	if e.Undone {
-		head = "the dry run failed; nothing was applied, and the namespaces and CRDs this run created were removed:"
-	}
-	return head + joinErrs(e.Err)
-}
+func (e *DryRunError) Error() string { return "the dry run failed, nothing was applied:" + joinErrs(e.Err) }
 
 func (e *DryRunError) Unwrap() error { return e.Err }
+
+// FoundationError says that creating the namespaces and CRDs an up needs failed, or the dry
+// run of the objects that had to wait for them: nothing else was applied, and what this up
+// had created was removed again, but for Left.
+type FoundationError struct {
+	// DryRun is true when the server refused objects in the dry run that followed.
+	DryRun bool
+	// Created is nonzero when this up had created namespaces or CRDs; Left lists those
+	// that could not be removed again.
+	Created int
+	Left    []kube.ObjectRef
+	Err     error
+}
+
+func (e *FoundationError) Error() string {
+	head := "creating the namespaces and CRDs failed; nothing else was applied"
+	if e.DryRun {
+		head = "the dry run failed; nothing was applied"
+	}
+	switch {
+	case len(e.Left) > 0:
+		refs := make([]string, len(e.Left))
+		for i, r := range e.Left {
+			refs[i] = r.String()
+		}
+		head += ", but these, which this up created, could not be removed again (delete them yourself): " + strings.Join(refs, ", ")
+	case e.Created > 0:
+		head += ", and the namespaces and CRDs this up created were removed again"
+	}
+	return head + ":" + joinErrs(e.Err)
+}
+
+func (e *FoundationError) Unwrap() error { return e.Err }
 
 func instanceName(s string) string {
 	if s == "" {
@@ -98,6 +123,9 @@ func splitJoined(err error) []error {
 	}
 	if d, ok := err.(*DryRunError); ok {
 		return splitJoined(d.Err)
+	}
+	if f, ok := err.(*FoundationError); ok {
+		return splitJoined(f.Err)
 	}
 	if a, ok := err.(*AppError); ok {
 		if j, ok := a.Err.(interface{ Unwrap() []error }); ok {

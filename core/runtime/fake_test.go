@@ -142,13 +142,13 @@ func (f *fakeCluster) Plan(_ context.Context, targets []Target, _ kube.ApplyOpti
 	return plans, errors.Join(errs...)
 }
 
-func (f *fakeCluster) Foundation(_ context.Context, plans []*Plan, _ kube.ApplyOptions, _ Reporter) (func(), error) {
+func (f *fakeCluster) Foundation(_ context.Context, plans []*Plan, _ kube.ApplyOptions, _ Reporter) (func() []kube.ObjectRef, error) {
 	for _, p := range plans {
 		if err := f.record("foundation " + p.Target.App.Name); err != nil {
-			return nil, err
+			return nil, &FoundationError{Err: err}
 		}
 	}
-	return func() { _ = f.record("undo") }, nil
+	return func() []kube.ObjectRef { _ = f.record("undo"); return nil }, nil
 }
 
 func (f *fakeCluster) Apply(ctx context.Context, p *Plan, _ kube.ApplyOptions, report Reporter) error {
@@ -303,7 +303,7 @@ func fakeWorkspace(t testing.TB, apps map[string]string) *workspace.Workspace {
 // fakeEngine starts an engine over ws whose every environment is the fake cluster.
 func fakeEngine(t testing.TB, ws *workspace.Workspace, fc *fakeCluster, mods ...func(*Options)) *Engine {
 	t.Helper()
-	opts := Options{Connect: func(context.Context, string) (Cluster, error) { return fc, nil }, Watch: true}
+	opts := Options{Connect: func(context.Context, string, string) (Cluster, error) { return fc, nil }, Watch: true}
 	for _, m := range mods {
 		m(&opts)
 	}

@@ -35,12 +35,15 @@ func NewCluster(c *kube.Cluster, now func() time.Time) Cluster {
 	return &kubeCluster{c: c, now: now}
 }
 
-// KubeConnector connects through kubeconfig: the context is contextFor(environment) (the
-// command line's --context, else the environment's "context" in roro.json, else the
-// current context).
-func KubeConnector(kubeconfig string, contextFor func(environment string) string, timeout time.Duration, now func() time.Time) Connector {
-	return func(ctx context.Context, env string) (Cluster, error) {
-		c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: kubeconfig, Context: contextFor(env), Timeout: timeout})
+// KubeConnector connects through kubeconfig: to the context override when it is set (the
+// command line's --context), else the environment's "context" in roro.json, else the
+// kubeconfig's current context.
+func KubeConnector(kubeconfig, override string, timeout time.Duration, now func() time.Time) Connector {
+	return func(ctx context.Context, _, kubeContext string) (Cluster, error) {
+		if override != "" {
+			kubeContext = override
+		}
+		c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: kubeconfig, Context: kubeContext, Timeout: timeout})
 		if err != nil {
 			return nil, err
 		}
@@ -269,16 +272,18 @@ type created struct {
 	app, ins string
 }
 
-func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.ApplyOptions, report Reporter) (func(), error) {
+func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.ApplyOptions, report Reporter) (func() []kube.ObjectRef, error) {
 	var made []created
-	undo := func() { k.rollback(ctx, made, report) }
+	undo := func() []kube.ObjectRef { return k.rollback(ctx, made, report) }
+	fail := func(err error, dryRun bool) error {
+		return &FoundationError{DryRun: dryRun, Created: len(made), Left: undo(), Err: err}
+	}
 	for _, p := range plans {
 		kp := planOf(p)
 		for _, o := range kp.foundation {
 			live, err := k.c.Get(ctx, o)
 			if err != nil {
-				undo()
-				return nil, err
+				return nil, fail(err, false)
 			}
 			if o.GetKind() == "Namespace" {
 				labels := o.GetLabels()
@@ -294,8 +299,7 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 				}
 			}
 			if _, err := k.c.Apply(ctx, o, opts); err != nil {
-				undo()
-				return nil, appError(p.Target.App.Name, err)
+				return nil, fail(appError(p.Target.App.Name, err), false)
 			}
 			if live == nil {
 				made = append(made, created{obj: o, app: p.Target.App.Name, ins: p.Target.Instance.Name})
@@ -309,8 +313,7 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 				continue
 			}
 			if err := k.c.WaitEstablished(ctx, o.GetName(), 30*time.Second); err != nil {
-				undo()
-				return nil, appError(p.Target.App.Name, err)
+				return nil, fail(appError(p.Target.App.Name, err), false)
 			}
 		}
 	}
@@ -325,21 +328,25 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 		}
 	}
 	if len(errs) > 0 {
-		undo()
-		return nil, errors.Join(errs...)
+		return nil, fail(errors.Join(errs...), true)
 	}
 	return undo, nil
 }
 
-// rollback deletes what this run created, newest first.
-func (k *kubeCluster) rollback(ctx context.Context, made []created, report Reporter) {
+// rollback deletes what this run created, newest first, and returns what it could not.
+func (k *kubeCluster) rollback(ctx context.Context, made []created, report Reporter) []kube.ObjectRef {
 	ctx = context.WithoutCancel(ctx)
+	var left []kube.ObjectRef
 	for i := len(made) - 1; i >= 0; i-- {
 		c := made[i]
-		if err := k.c.Delete(ctx, c.obj); err == nil {
-			report.emit(objectEvent(c.app, c.ins, StepUndo, kube.RefOf(c.obj), ""))
+		if err := k.c.Delete(ctx, c.obj); err != nil {
+			left = append(left, kube.RefOf(c.obj))
+			report.emit(objectEvent(c.app, c.ins, StepWarning, kube.RefOf(c.obj), " could not be removed again: "+err.Error()))
+			continue
 		}
+		report.emit(objectEvent(c.app, c.ins, StepUndo, kube.RefOf(c.obj), ""))
 	}
+	return left
 }
 
 func isMember(o *unstructured.Unstructured) bool {

@@ -254,18 +254,22 @@ func (e *Engine) foundationAll(ctx context.Context, op *Operation, clusters map[
 		}
 		byEnv[p.Target.Environment] = append(byEnv[p.Target.Environment], p)
 	}
-	var undos []func()
+	var undos []func() []kube.ObjectRef
 	for _, env := range envs {
 		undo, err := clusters[env].Foundation(ctx, byEnv[env], opts, op.report)
 		if err != nil {
+			// This cluster removed what it created; the others that succeeded do now.
+			var left []kube.ObjectRef
 			for i := len(undos) - 1; i >= 0; i-- {
-				undos[i]()
+				left = append(left, undos[i]()...)
 			}
-			var dry *DryRunError
-			if errors.As(err, &dry) {
-				return err
+			var fe *FoundationError
+			if errors.As(err, &fe) {
+				fe.Left = append(fe.Left, left...)
+				fe.Created += len(undos)
+				return fe
 			}
-			return &DryRunError{Undone: true, Err: err}
+			return &FoundationError{Created: len(undos), Left: left, Err: err}
 		}
 		undos = append(undos, undo)
 	}

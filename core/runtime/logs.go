@@ -86,8 +86,10 @@ func (e *Engine) FollowLogs(app string, sel Selection) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	lf := &logFollower{cancel: cancel, max: maxLogLines, running: true}
 	e.logs[key] = lf
+	e.wg.Add(1) // under mu: see start
 	e.mu.Unlock()
-	e.wg.Go(func() {
+	go func() {
+		defer e.wg.Done()
 		defer cancel()
 		err := func() error {
 			c, err := e.cluster(ctx, t.Environment)
@@ -112,7 +114,7 @@ func (e *Engine) FollowLogs(app string, sel Selection) error {
 		}
 		e.mu.Unlock()
 		e.changed()
-	})
+	}()
 	return nil
 }
 

@@ -173,13 +173,15 @@ func (e *Engine) start(kind OperationKind, targets []InstanceKey, progress Repor
 	}
 	e.ops = append(e.ops, op)
 	e.trimOpsLocked()
+	e.wg.Add(1) // under mu, so Close cannot pass its Wait before this goroutine counts
 	e.mu.Unlock()
 	e.changed()
-	e.wg.Go(func() {
+	go func() {
+		defer e.wg.Done()
 		defer close(op.done)
 		defer cancel()
 		err := fn(ctx, op)
-		op.finish(err, ctx.Err() != nil)
+		op.finish(err, err != nil && ctx.Err() != nil)
 		e.mu.Lock()
 		for _, k := range targets {
 			if e.busy[k] == op {
@@ -188,7 +190,7 @@ func (e *Engine) start(kind OperationKind, targets []InstanceKey, progress Repor
 		}
 		e.mu.Unlock()
 		e.changed()
-	})
+	}()
 	return op, nil
 }
 

@@ -131,6 +131,9 @@ type ConnectionView struct {
 	// Since is when the state began; Attempts counts failed attempts since the last success.
 	Since    time.Time
 	Attempts int
+	// Synced is true once the engine's watch has read what runs in the cluster since it
+	// connected; until then instances that are not known to run show Unknown.
+	Synced bool
 }
 
 // String is "connected to kind-dev", "unreachable: connection refused", "connecting".

@@ -35,7 +35,7 @@ func watchingEngine(t testing.TB, tc *testcluster.Cluster, dir string) *Engine {
 	}
 	e := kubeEngine(t, tc, ws, func(o *Options) { o.Watch = true })
 	waitFor(t, e, 30*time.Second, func(s *Snapshot) bool {
-		return len(s.Connections) == 1 && s.Connections[0].State == Connected
+		return len(s.Connections) == 1 && s.Connections[0].State == Connected && s.Connections[0].Synced
 	})
 	return e
 }
@@ -68,7 +68,7 @@ func TestEngineFollowsUpAndDown(t *testing.T) {
 	}
 	s := waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool {
 		iv := instanceOf(s, "one", "default")
-		return iv != nil && iv.Health == Healthy && len(iv.Objects) == 2
+		return iv != nil && iv.Health == Healthy && len(iv.Objects) == 2 && len(s.Operations) == 1 && s.Operations[0].State != OpRunning
 	})
 	if s.Version <= before {
 		t.Errorf("version %d did not grow past %d", s.Version, before)

@@ -63,6 +63,10 @@ func NewStore(dir, wsDir string) *Store {
 func (s *Store) Load() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.load()
+}
+
+func (s *Store) load() State {
 	var st State
 	data, err := os.ReadFile(s.path)
 	if err != nil {
@@ -75,12 +79,12 @@ func (s *Store) Load() State {
 }
 
 // Update applies fn to the state and writes the result atomically: a temporary file,
-// fsync, rename, fsync of the folder.
+// fsync, rename, fsync of the folder. Updates from many goroutines apply one after another.
 func (s *Store) Update(fn func(*State)) error {
-	st := s.Load()
-	fn(&st)
-	s.mu.Lock()
+	s.mu.Lock() // across read, change and write: parallel updates never lose one another
 	defer s.mu.Unlock()
+	st := s.load()
+	fn(&st)
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
