@@ -54,7 +54,9 @@ var ErrClosed = errors.New("the engine is closed")
 // DryRunError says the server refused objects in the dry run, so nothing was applied.
 type DryRunError struct{ Err error }
 
-func (e *DryRunError) Error() string { return "the dry run failed, nothing was applied:" + joinErrs(e.Err) }
+func (e *DryRunError) Error() string {
+	return "the dry run failed, nothing was applied:" + joinErrs(e.Err)
+}
 
 func (e *DryRunError) Unwrap() error { return e.Err }
 
