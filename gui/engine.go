@@ -1,0 +1,22 @@
+package gui
+
+import (
+	"context"
+
+	"github.com/rorokube/roro/core/runtime"
+)
+
+// Engine is what the window needs of core's engine: the snapshot it draws and the calls its
+// actions make. *runtime.Engine implements it; the screen tests use a fake.
+type Engine interface {
+	Snapshot() *runtime.Snapshot
+	Subscribe() (<-chan struct{}, func())
+	Up(runtime.UpRequest) (*runtime.Operation, error)
+	Down(runtime.DownRequest) (*runtime.Operation, error)
+	Restart(app string, sel runtime.Selection, progress runtime.Reporter) (*runtime.Operation, error)
+	Cancel(id uint64) bool
+	StartForwards(ctx context.Context, app string, sel runtime.Selection) error
+	StopForwards(app, instance string)
+}
+
+var _ Engine = (*runtime.Engine)(nil)

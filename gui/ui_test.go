@@ -1,0 +1,282 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"image"
+	"strings"
+	"sync"
+	"testing"
+
+	"gioui.org/f32"
+	"gioui.org/io/input"
+	"gioui.org/io/key"
+	"gioui.org/io/pointer"
+	"gioui.org/layout"
+	"gioui.org/op"
+	"gioui.org/unit"
+
+	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/themes"
+)
+
+// fakeEngine serves a fixed snapshot and records the calls the window makes.
+type fakeEngine struct {
+	mu    sync.Mutex
+	snap  *runtime.Snapshot
+	calls []string
+	upErr error
+}
+
+func (f *fakeEngine) Snapshot() *runtime.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+func (f *fakeEngine) Subscribe() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
+func (f *fakeEngine) record(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+}
+func (f *fakeEngine) Up(r runtime.UpRequest) (*runtime.Operation, error) {
+	f.record("up " + strings.Join(r.Apps, ",") + " instance=" + r.Instance)
+	return nil, f.upErr
+}
+func (f *fakeEngine) Down(r runtime.DownRequest) (*runtime.Operation, error) {
+	f.record("down " + strings.Join(r.Apps, ",") + " instance=" + r.Instance)
+	return nil, nil
+}
+func (f *fakeEngine) Restart(app string, sel runtime.Selection, _ runtime.Reporter) (*runtime.Operation, error) {
+	f.record("restart " + app)
+	return nil, nil
+}
+func (f *fakeEngine) Cancel(id uint64) bool { f.record("cancel"); return true }
+func (f *fakeEngine) StartForwards(_ context.Context, app string, sel runtime.Selection) error {
+	f.record("forward " + app)
+	return nil
+}
+func (f *fakeEngine) StopForwards(app, inst string) { f.record("stop forwards " + app + "/" + inst) }
+
+func (f *fakeEngine) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// demoSnapshot is a snapshot like the demo workspace's: db healthy, api with a failed up,
+// web not running.
+func demoSnapshot() *runtime.Snapshot {
+	inst := func(app, name, ns string, h runtime.Health) runtime.InstanceView {
+		return runtime.InstanceView{App: app, Instance: name, Namespace: ns, Environment: "dev", Declared: true, Running: h != runtime.NotRunning, Health: h}
+	}
+	return &runtime.Snapshot{
+		Version:     7,
+		Workspace:   runtime.WorkspaceView{Name: "demo", DefaultEnvironment: "dev", Environments: []string{"dev", "staging"}},
+		Connections: []runtime.ConnectionView{{Environment: "dev", State: runtime.Connected, Context: "kind-dev", Synced: true}},
+		Apps: []runtime.AppView{
+			{Name: "api", Group: "backend", Engine: "go", Namespace: "demo-api", Health: runtime.Failed, Forwards: 1,
+				Instances: []runtime.InstanceView{inst("api", "default", "demo-api", runtime.Failed), inst("api", "pr-42", "api-pr-42", runtime.NotRunning)}},
+			{Name: "db", Group: "data", Engine: "jinja", Namespace: "demo-db", Health: runtime.Healthy,
+				Instances: []runtime.InstanceView{inst("db", "default", "demo-db", runtime.Healthy)}},
+			{Name: "web", Group: "frontend", Engine: "handlebars", Namespace: "demo-web", Health: runtime.NotRunning,
+				Instances: []runtime.InstanceView{inst("web", "default", "demo-web", runtime.NotRunning)}},
+		},
+		Operations: []runtime.OperationView{{ID: 3, Kind: runtime.OpUp, State: runtime.OpFailed,
+			Targets: []runtime.InstanceKey{{App: "api", Instance: "default"}},
+			Problems: []error{&runtime.AppError{App: "api", Err: &kube.ObjectError{Op: "apply",
+				Object: kube.ObjectRef{Kind: "Deployment", Namespace: "demo-api", Name: "api"}, Err: errors.New("spec.replicas: Invalid value: -1")}}}}},
+	}
+}
+
+// screen drives a UI with an input.Router, as the window would, at 1200×800 dp.
+type screen struct {
+	t   *testing.T
+	r   input.Router
+	ui  *UI
+	gtx layout.Context
+}
+
+func newScreen(t *testing.T, eng Engine) *screen {
+	s := &screen{t: t, ui: NewUI(eng, Options{Theme: themes.Light})}
+	s.gtx = layout.Context{Ops: new(op.Ops), Source: s.r.Source(), Metric: unit.Metric{PxPerDp: 1, PxPerSp: 1},
+		Constraints: layout.Exact(image.Pt(1200, 800))}
+	s.frame()
+	return s
+}
+
+// frame lays the UI out once and hands the frame to the router.
+func (s *screen) frame() {
+	s.gtx.Reset()
+	s.gtx.Source = s.r.Source()
+	s.ui.Layout(s.gtx)
+	s.r.Frame(s.gtx.Ops)
+}
+
+// find returns the bounds of the widget described as desc.
+func (s *screen) find(desc string) (image.Rectangle, bool) {
+	var walk func([]input.SemanticNode) (image.Rectangle, bool)
+	walk = func(nodes []input.SemanticNode) (image.Rectangle, bool) {
+		for _, n := range nodes {
+			if n.Desc.Description == desc {
+				return n.Desc.Bounds, true
+			}
+			if b, ok := walk(n.Children); ok {
+				return b, true
+			}
+		}
+		return image.Rectangle{}, false
+	}
+	return walk(s.r.AppendSemantics(nil))
+}
+
+// click presses and releases the primary button on the widget described as desc, then lays
+// the frame out again, so the UI handles the click.
+func (s *screen) click(desc string) {
+	s.t.Helper()
+	b, ok := s.find(desc)
+	if !ok {
+		s.t.Fatalf("no widget %q on the screen", desc)
+	}
+	p := f32.Pt(float32(b.Min.X+b.Max.X)/2, float32(b.Min.Y+b.Max.Y)/2)
+	s.r.Queue(
+		pointer.Event{Kind: pointer.Press, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary, Position: p},
+		pointer.Event{Kind: pointer.Release, Source: pointer.Mouse, Buttons: pointer.ButtonPrimary, Position: p},
+	)
+	s.frame()
+	s.frame()
+}
+
+// key presses and releases a key, then lays out.
+func (s *screen) key(name key.Name, mods key.Modifiers) {
+	s.r.Queue(key.Event{Name: name, Modifiers: mods, State: key.Press}, key.Event{Name: name, Modifiers: mods, State: key.Release})
+	s.frame()
+	s.frame()
+}
+
+// TestActionsCallTheEngine: Up, Down and Restart on an app's row call the engine for that app
+// and select it.
+func TestActionsCallTheEngine(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.click("Up web")
+	s.click("Down db")
+	s.click("Restart api")
+	want := []string{"up web instance=", "down db instance=", "restart api"}
+	if got := eng.Calls(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if s.ui.Selected() != "api" {
+		t.Errorf("selected %q after acting on api", s.ui.Selected())
+	}
+}
+
+// TestFilter: typing in the filter (reached with /) hides the apps that do not match by name,
+// group, instance or namespace; Esc clears it.
+func TestFilter(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.key("/", 0)
+	s.r.Queue(key.EditEvent{Text: "front"})
+	s.frame()
+	s.frame()
+	if _, ok := s.find("Up web"); !ok {
+		t.Error("web (group frontend) is hidden by the filter \"front\"")
+	}
+	if _, ok := s.find("Up api"); ok {
+		t.Error("api shows through the filter \"front\"")
+	}
+	s.key(key.NameEscape, 0)
+	if _, ok := s.find("Up api"); !ok {
+		t.Error("Esc did not clear the filter")
+	}
+	s.ui.filter.SetText("pr-42") // an instance's name finds its app
+	s.frame()
+	if _, ok := s.find("Up api"); !ok {
+		t.Error("the filter does not match instance names")
+	}
+	if _, ok := s.find("Up db"); ok {
+		t.Error("db matches pr-42")
+	}
+}
+
+// TestArrowsMoveTheSelection: Down and Up arrows walk the visible apps in sidebar order.
+func TestArrowsMoveTheSelection(t *testing.T) {
+	s := newScreen(t, &fakeEngine{snap: demoSnapshot()})
+	if s.ui.Selected() != "api" {
+		t.Fatalf("first selection %q", s.ui.Selected())
+	}
+	s.key(key.NameDownArrow, 0)
+	s.key(key.NameDownArrow, 0)
+	// Sidebar order is by group: backend (api), data (db), frontend (web).
+	if s.ui.Selected() != "web" {
+		t.Errorf("after two Down arrows: %q", s.ui.Selected())
+	}
+	s.key(key.NameDownArrow, 0)
+	s.key(key.NameUpArrow, 0)
+	if s.ui.Selected() != "db" {
+		t.Errorf("after Down (at the end) then Up: %q", s.ui.Selected())
+	}
+}
+
+// TestBusyErrorShowsOnItsApp: an action refused at once says why, naming the app.
+func TestBusyErrorShowsOnItsApp(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot(), upErr: &runtime.BusyError{Instance: runtime.InstanceKey{App: "db", Instance: "default"}, Running: runtime.OpDown, ID: 9}}
+	s := newScreen(t, eng)
+	s.click("Up db")
+	if !strings.Contains(s.ui.note, "db is busy: down #9 is running on it") || s.ui.noteApp != "db" {
+		t.Errorf("note %q for %q", s.ui.note, s.ui.noteApp)
+	}
+}
+
+// labels returns every text label on the screen.
+func (s *screen) labels() []string {
+	var out []string
+	var walk func([]input.SemanticNode)
+	walk = func(nodes []input.SemanticNode) {
+		for _, n := range nodes {
+			if n.Desc.Label != "" {
+				out = append(out, n.Desc.Label)
+			}
+			walk(n.Children)
+		}
+	}
+	walk(s.r.AppendSemantics(nil))
+	return out
+}
+
+func (s *screen) shows(substr string) bool {
+	for _, l := range s.labels() {
+		if strings.Contains(l, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailedOperationShowsOnItsApp: the failed up of api shows on api's page, with the
+// object it belongs to; db's page does not show it.
+func TestFailedOperationShowsOnItsApp(t *testing.T) {
+	s := newScreen(t, &fakeEngine{snap: demoSnapshot()})
+	if !s.shows("app api: Deployment demo-api/api: spec.replicas: Invalid value: -1") || !s.shows("up api — failed") {
+		t.Errorf("api's page lacks its failed up:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.key(key.NameDownArrow, 0) // db
+	if s.shows("spec.replicas") {
+		t.Error("db's page shows api's error")
+	}
+	if !s.shows("db") || !s.shows("healthy") {
+		t.Errorf("db's page:\n%s", strings.Join(s.labels(), "\n"))
+	}
+}
+
+// TestConnectionStateInWords: the top bar says where the cluster stands, in words.
+func TestConnectionStateInWords(t *testing.T) {
+	snap := demoSnapshot()
+	snap.Connections = []runtime.ConnectionView{{Environment: "dev", State: runtime.Unreachable, Reason: "connection refused"}}
+	s := newScreen(t, &fakeEngine{snap: snap})
+	if !s.shows("dev: unreachable: connection refused") {
+		t.Errorf("top bar:\n%s", strings.Join(s.labels(), "\n"))
+	}
+}
