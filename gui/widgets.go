@@ -112,7 +112,7 @@ func dot(gtx layout.Context, c color.NRGBA, hollow bool, size unit.Dp) layout.Di
 	rect := image.Rect(0, 0, d, d)
 	if hollow {
 		w := max(gtx.Dp(1.5), 1)
-		paint.FillShape(gtx.Ops, c, clip.Stroke{Path: clip.Ellipse(rect.Inset(w/2)).Path(gtx.Ops), Width: float32(w)}.Op())
+		paint.FillShape(gtx.Ops, c, clip.Stroke{Path: clip.Ellipse(rect.Inset(w / 2)).Path(gtx.Ops), Width: float32(w)}.Op())
 	} else {
 		paint.FillShape(gtx.Ops, c, clip.Ellipse(rect).Op(gtx.Ops))
 	}
