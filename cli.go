@@ -39,6 +39,8 @@ type options struct {
 	cluster   clusterFlags
 	// transport is the forwards' transport (roro forward --transport).
 	transport string
+	// watch turns the engine's watches on (the window).
+	watch bool
 	stdout    io.Writer
 	stderr    io.Writer
 }
@@ -71,18 +73,19 @@ func newRootCommand(opts *options) *cobra.Command {
 repo (the workspace), and runs them with an explicit lifecycle. No controller runs in the
 cluster: roro applies, watches and forwards from your machine.
 
-Run without a subcommand, roro shows the workspace found in the current folder or a parent
-(or the one given with --workspace). The window and the tray icon arrive with the GUI; until
-then this overview is printed.`,
-		Example: `  roro                              overview of the workspace in this folder
-  roro --workspace fixtures/demo    overview of the demo workspace
-  roro -o json                      the same, for scripts
-  roro version`,
+Run without a subcommand, roro opens its window on the workspace found in the current folder
+or a parent (or the one given with --workspace, else the one opened last). The window shows
+every app with its health, runs up, down and restart, and the apps' port forwards. With no
+display it says so and exits; the subcommands below work anywhere.`,
+		Example: `  roro                              the window, on the workspace in this folder
+  roro --workspace fixtures/demo    the window, on the demo workspace
+  roro ls                           the workspace's apps, as text
+  roro up web && roro forward web   the same from a terminal`,
 		Args:          noArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runOverview(opts)
+			return runWindow(cmd.Context(), opts)
 		},
 	}
 	root.PersistentFlags().StringVarP(&opts.workspace, "workspace", "w", os.Getenv("RORO_WORKSPACE"),
@@ -90,7 +93,7 @@ then this overview is printed.`,
 	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
 	opts.cluster.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
+	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts))
 	return root
 }
@@ -190,6 +193,17 @@ func summarize(app *workspace.App) appSummary {
 	return s
 }
 
+func newLsCommand(opts *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the workspace's apps: group, engine, namespace, dependencies, forwards, instances",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOverview(opts)
+		},
+	}
+}
+
 func runOverview(opts *options) error {
 	if err := checkOutput(opts.output); err != nil {
 		return err
@@ -218,11 +232,7 @@ func runOverview(opts *options) error {
 			orDash(strings.Join(r.DependsOn, ",")), orDash(strings.Join(r.Forwards, "; ")),
 			orDash(strings.Join(r.Instances, ",")))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(opts.stdout, "\nThe window and the tray icon are not built yet; until they are, `roro` prints this overview.")
-	return nil
+	return tw.Flush()
 }
 
 func orDash(s string) string {

@@ -49,6 +49,7 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 		LookupHost: os.LookupEnv,
 		Now:        time.Now,
 		Transport:  opts.transport,
+		Watch:      opts.watch,
 	})
 }
 
