@@ -40,9 +40,9 @@ type options struct {
 	// transport is the forwards' transport (roro forward --transport).
 	transport string
 	// watch turns the engine's watches on (the window).
-	watch bool
-	stdout    io.Writer
-	stderr    io.Writer
+	watch  bool
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // run executes roro with args and returns the process exit code.
