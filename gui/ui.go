@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gioui.org/io/key"
+	"gioui.org/io/semantic"
 	"gioui.org/layout"
 	"gioui.org/unit"
 	"gioui.org/widget"
@@ -379,6 +380,7 @@ func (u *UI) sideLine(gtx layout.Context, it sideItem) layout.Dimensions {
 			return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
 				layout.Flexed(1, func(gtx layout.Context) layout.Dimensions {
 					return row.sel.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
+						semantic.DescriptionOp("Select " + a.Name).Add(gtx.Ops)
 						return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
 							layout.Rigid(func(gtx layout.Context) layout.Dimensions { return dot(gtx, col, hollow, 10) }),
 							layout.Rigid(layout.Spacer{Width: 8}.Layout),

@@ -116,19 +116,7 @@ func (s *screen) frame() {
 
 // find returns the bounds of the widget described as desc.
 func (s *screen) find(desc string) (image.Rectangle, bool) {
-	var walk func([]input.SemanticNode) (image.Rectangle, bool)
-	walk = func(nodes []input.SemanticNode) (image.Rectangle, bool) {
-		for _, n := range nodes {
-			if n.Desc.Description == desc {
-				return n.Desc.Bounds, true
-			}
-			if b, ok := walk(n.Children); ok {
-				return b, true
-			}
-		}
-		return image.Rectangle{}, false
-	}
-	return walk(s.r.AppendSemantics(nil))
+	return findDescribed(s.r.AppendSemantics(nil), desc)
 }
 
 // click presses and releases the primary button on the widget described as desc, then lays
@@ -278,5 +266,16 @@ func TestConnectionStateInWords(t *testing.T) {
 	s := newScreen(t, &fakeEngine{snap: snap})
 	if !s.shows("dev: unreachable: connection refused") {
 		t.Errorf("top bar:\n%s", strings.Join(s.labels(), "\n"))
+	}
+}
+
+// TestLocateMatchesTheScreen: Locate finds a button where the screen has it.
+func TestLocateMatchesTheScreen(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	want, ok := s.find("Up web")
+	got, ok2 := Locate(eng, Options{Theme: themes.Light}, image.Pt(1200, 800), "Up web")
+	if !ok || !ok2 || got != want || got.Empty() {
+		t.Errorf("Locate %v %v, screen %v %v", got, ok2, want, ok)
 	}
 }

@@ -60,6 +60,7 @@ func (w *Window) Run(ctx context.Context) error {
 				aw.Perform(system.ActionRaise)
 			case <-ctx.Done():
 				aw.Perform(system.ActionClose)
+				aw.Invalidate() // the loop below sees ctx ended at its next frame
 				return
 			case <-done:
 				return
@@ -72,6 +73,11 @@ func (w *Window) Run(ctx context.Context) error {
 		case app.DestroyEvent:
 			return e.Err
 		case app.FrameEvent:
+			if ctx.Err() != nil {
+				// Ctrl-C or a signal: not every platform turns ActionClose into a
+				// DestroyEvent (X11 without a window manager does not), so end here.
+				return nil
+			}
 			gtx := app.NewContext(&ops, e)
 			w.ui.Layout(gtx)
 			e.Frame(gtx.Ops)

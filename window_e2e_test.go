@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/gui"
+	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testdisplay"
+	"github.com/rorokube/roro/themes"
+)
+
+// windowSize is the window's size on a display at 96 dpi (one pixel a dp).
+var windowSize = image.Pt(1200, 760)
+
+// where returns the centre of the widget described as desc in the window over the workspace
+// in dir, from the same UI laid out offscreen.
+func where(t *testing.T, dir, desc string) image.Rectangle {
+	t.Helper()
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := runtime.New(ws, runtime.Options{Connect: func(context.Context, string, string) (runtime.Cluster, error) {
+		return nil, errors.New("offscreen: no cluster")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	r, ok := gui.Locate(eng, gui.Options{Theme: themes.Light}, windowSize, desc)
+	if !ok {
+		t.Fatalf("no %q in the window", desc)
+	}
+	return r
+}
+
+func near(a, b color.Color) bool {
+	ar, ag, ab, _ := a.RGBA()
+	br, bg, bb, _ := b.RGBA()
+	d := func(x, y uint32) uint32 {
+		if x > y {
+			return (x - y) >> 8
+		}
+		return (y - x) >> 8
+	}
+	return d(ar, br) < 24 && d(ag, bg) < 24 && d(ab, bb) < 24
+}
+
+// TestWindowEndToEnd: the real binary on a private X display, against the real control
+// plane: the window opens on the demo workspace, a click on api's Up brings db and api up,
+// api's dot turns green, its forward binds its port, and Ctrl-C ends roro cleanly, freeing it.
+func TestWindowEndToEnd(t *testing.T) {
+	tc := testcluster.Get(t)
+	tc.InstallDevEnvironments(t)
+	disp := testdisplay.Start(t)
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("fixtures/demo")); err != nil {
+		t.Fatal(err)
+	}
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	up, sel := where(t, dir, "Up api"), where(t, dir, "Select api")
+
+	cmd := exec.Command(os.Args[0], kc...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(disp.Env(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	if err := disp.WaitWindow("Roro", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	disp.Click((up.Min.X+up.Max.X)/2, (up.Min.Y+up.Max.Y)/2)
+
+	ctx := testcluster.Context(t, 40*time.Second)
+	err := testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		d, err := tc.Kube.AppsV1().Deployments("demo-api").Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range d.Status.Conditions {
+			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		testdisplay.Save(t, disp.Screenshot(), filepath.Join(t.TempDir(), "failed.png"))
+		if d := os.Getenv("RORO_SCREENSHOT_DIR"); d != "" {
+			testdisplay.Save(t, disp.Screenshot(), filepath.Join(d, "failed.png"))
+		}
+		t.Fatalf("api never became available after the click: %v\n%s", err, out.String())
+	}
+	// api's dot, left in its row, turns the palette's healthy green.
+	dotAt := image.Pt(sel.Min.X+5, (sel.Min.Y+sel.Max.Y)/2)
+	healthy := themes.LightPalette().Healthy
+	var shot image.Image
+	err = testcluster.Poll(ctx, 250*time.Millisecond, func() (bool, error) {
+		shot = disp.Screenshot()
+		return near(shot.At(dotAt.X, dotAt.Y), healthy), nil
+	})
+	if dir := os.Getenv("RORO_SCREENSHOT_DIR"); dir != "" && shot != nil {
+		testdisplay.Save(t, shot, filepath.Join(dir, "window-light.png"))
+	}
+	if err != nil {
+		t.Fatalf("api's dot at %v is %v, not healthy %v", dotAt, shot.At(dotAt.X, dotAt.Y), healthy)
+	}
+	// Up from the window starts the forwards: api's port answers a connection.
+	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:18080", time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("api's forward never bound 127.0.0.1:18080: %v\n%s", err, out.String())
+	}
+	// Ctrl-C: roro ends, its forwards stop and free the port; the apps stay up.
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("roro ended with %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("roro did not end within 10 s of Ctrl-C\n%s", out.String())
+	}
+	if ln, err := net.Listen("tcp", "127.0.0.1:18080"); err != nil {
+		t.Errorf("port 18080 still bound after roro ended: %v", err)
+	} else {
+		ln.Close()
+	}
+}
