@@ -10,9 +10,9 @@ tags := "novulkan"
 default:
     @just --list --unsorted
 
-# Build roro and open it on the demo workspace
+# Build roro and open its window on the demo workspace (starting the sandbox cluster when you have none)
 run *ARGS: build
-    bin/roro --workspace fixtures/demo {{ARGS}}
+    ci/run-app {{ARGS}}
 
 # Run every test against a real local control plane (started here, torn down after)
 test *ARGS:
