@@ -17,6 +17,9 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestCLIExitCodesAndMessages(t *testing.T) {
+	// No display here, whatever the desktop the tests run from: `roro` alone must say so.
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
 	tests := []struct {
 		name   string
 		args   []string
