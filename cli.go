@@ -40,9 +40,11 @@ type options struct {
 	// transport is the forwards' transport (roro forward --transport).
 	transport string
 	// watch turns the engine's watches on (the window).
-	watch  bool
-	stdout io.Writer
-	stderr io.Writer
+	watch bool
+	// noWindow keeps only the tray icon (roro --no-window).
+	noWindow bool
+	stdout   io.Writer
+	stderr   io.Writer
 }
 
 // run executes roro with args and returns the process exit code.
@@ -73,11 +75,14 @@ func newRootCommand(opts *options) *cobra.Command {
 repo (the workspace), and runs them with an explicit lifecycle. No controller runs in the
 cluster: roro applies, watches and forwards from your machine.
 
-Run without a subcommand, roro opens its window on the workspace found in the current folder
-or a parent (or the one given with --workspace, else the one opened last). The window shows
-every app with its health, runs up, down and restart, and the apps' port forwards. With no
+Run without a subcommand, roro opens its window and its tray icon on the workspace found in
+the current folder or a parent (or the one given with --workspace). The window shows every app
+with its health, runs up, down and restart, and the apps' port forwards; the tray icon's colour
+says whether all is well, and its menu brings apps up and down and opens forwards. Closing the
+window keeps the tray and the forwards; Quit in the tray (or Ctrl-C) ends them. With no
 display it says so and exits; the subcommands below work anywhere.`,
-		Example: `  roro                              the window, on the workspace in this folder
+		Example: `  roro                              the window and the tray, on the workspace in this folder
+  roro --no-window                  only the tray icon
   roro --workspace fixtures/demo    the window, on the demo workspace
   roro ls                           the workspace's apps, as text
   roro up web && roro forward web   the same from a terminal`,
@@ -85,9 +90,10 @@ display it says so and exits; the subcommands below work anywhere.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runWindow(cmd.Context(), opts)
+			return runDesktop(cmd.Context(), opts, opts.noWindow)
 		},
 	}
+	root.Flags().BoolVar(&opts.noWindow, "no-window", false, "run only the tray icon (open the window from its menu)")
 	root.PersistentFlags().StringVarP(&opts.workspace, "workspace", "w", os.Getenv("RORO_WORKSPACE"),
 		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
 	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/rorokube/roro/core/runtime"
@@ -10,25 +12,82 @@ import (
 	"github.com/rorokube/roro/themes"
 )
 
-// runWindow opens the window on the workspace, with an engine that watches its clusters,
-// until the window closes or ctx ends (Ctrl-C). Forwards stop with it.
-func runWindow(ctx context.Context, opts *options) error {
+// runDesktop runs Roro as a desktop app: the tray icon and, unless noWindow, the window, on
+// the workspace, with an engine that watches its clusters. Closing the window keeps the tray
+// and the forwards; the tray's Open Roro opens it again; Quit (or Ctrl-C) ends everything,
+// stopping the forwards.
+func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 	eng, err := newWatchingEngine(opts) // a bad workspace is said first
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	if !gui.HasDisplay() {
-		return gui.ErrNoDisplay
+	if !noWindow && !gui.HasDisplay() {
+		return fmt.Errorf("%w; roro --no-window runs only the tray icon", gui.ErrNoDisplay)
 	}
+	ctx, quit := context.WithCancel(ctx)
+	defer quit()
+	open := make(chan struct{}, 1)
+	openWindow := func() {
+		select {
+		case open <- struct{}{}:
+		default:
+		}
+	}
+	trayDone := make(chan struct{})
+	if hasSessionBus() {
+		tray := gui.NewTray(eng, gui.TrayOptions{OnOpen: openWindow, OnQuit: quit})
+		go func() {
+			defer close(trayDone)
+			_ = tray.Run(ctx)
+		}()
+	} else {
+		close(trayDone)
+		if noWindow {
+			return errors.New("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set), so no tray icon: run roro without --no-window")
+		}
+		fmt.Fprintln(opts.stderr, "roro: no D-Bus session bus, so no tray icon; the window works without it")
+	}
+	defer func() { <-trayDone }()
 	ws := eng.Workspace()
 	title := "Roro — " + ws.File.Name + " (" + filepath.Base(ws.Dir) + ")"
-	err = gui.NewWindow(eng, title, gui.Options{Theme: themes.Light}).Run(ctx)
-	if errors.Is(err, context.Canceled) {
-		return nil
+	if !noWindow {
+		openWindow()
 	}
-	return err
+	var win *gui.Window
+	closed := make(chan error, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			if win != nil {
+				<-closed
+			}
+			return nil
+		case <-open:
+			if win != nil {
+				win.Raise()
+				continue
+			}
+			if !gui.HasDisplay() {
+				continue
+			}
+			win = gui.NewWindow(eng, title, gui.Options{Theme: themes.Light})
+			go func() { closed <- win.Run(ctx) }()
+		case err := <-closed:
+			win = nil
+			if err != nil && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(opts.stderr, "roro: the window ended: %v\n", err)
+			}
+			if !hasSessionBus() {
+				return err // no tray to carry on with: closing the window ends roro
+			}
+		}
+	}
 }
+
+// hasSessionBus reports whether a D-Bus session bus is configured; without one Roro shows no
+// tray icon (and never starts a bus of its own).
+func hasSessionBus() bool { return os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" }
 
 // newWatchingEngine is newEngine with the watches a window needs: instances and health
 // follow the cluster without polling.

@@ -10,18 +10,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/gui"
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testdbus"
 	"github.com/rorokube/roro/internal/testdisplay"
 	"github.com/rorokube/roro/themes"
 )
@@ -63,13 +66,16 @@ func near(a, b color.Color) bool {
 	return d(ar, br) < 24 && d(ag, bg) < 24 && d(ab, bb) < 24
 }
 
-// TestWindowEndToEnd: the real binary on a private X display, against the real control
-// plane: the window opens on the demo workspace, a click on api's Up brings db and api up,
-// api's dot turns green, its forward binds its port, and Ctrl-C ends roro cleanly, freeing it.
+// TestWindowEndToEnd: the real binary on a private X display and a private D-Bus session with
+// a tray host, against the real control plane: the window opens on the demo workspace, a
+// click on api's Up brings db and api up, api's dot turns green, its forward binds its port;
+// the tray's menu says all is healthy and its Down takes api down, freeing the port; Ctrl-C
+// ends roro cleanly, freeing db's.
 func TestWindowEndToEnd(t *testing.T) {
 	tc := testcluster.Get(t)
 	tc.InstallDevEnvironments(t)
 	disp := testdisplay.Start(t)
+	bus := testdbus.Start(t) // before roro starts: its environment carries the bus
 	dir := t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS("fixtures/demo")); err != nil {
 		t.Fatal(err)
@@ -144,7 +150,46 @@ func TestWindowEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("api's forward never bound 127.0.0.1:18080: %v\n%s", err, out.String())
 	}
-	// Ctrl-C: roro ends, its forwards stop and free the port; the apps stay up.
+	// The tray, over D-Bus as the desktop would: its menu says all is well, and its Down on
+	// api takes api down (and its forwards with it).
+	item, ok := bus.WaitItem(10 * time.Second)
+	if !ok {
+		t.Fatalf("the tray never registered\n%s", out.String())
+	}
+	var down testdbus.MenuNode
+	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		menu, err := bus.Menu(item)
+		if err != nil {
+			return false, nil
+		}
+		down, ok = menu.Find("api", "Down")
+		return ok && len(menu.Children) > 0 && strings.Contains(menu.Children[0].Label, "healthy"), nil
+	})
+	if err != nil {
+		m, _ := bus.Menu(item)
+		t.Fatalf("the tray's menu never said all is healthy with api's Down: %+v", m)
+	}
+	if err := bus.Click(item, down.ID); err != nil {
+		t.Fatal(err)
+	}
+	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		_, err := tc.Kube.AppsV1().Deployments("demo-api").Get(ctx, "api", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("api's Deployment survived the tray's Down: %v\n%s", err, out.String())
+	}
+	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:18080")
+		if err == nil {
+			ln.Close()
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Errorf("api's forward still holds 18080 after Down")
+	}
+	// Ctrl-C: roro ends, its forwards stop and free their ports; the apps stay up.
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-exited:
@@ -154,8 +199,8 @@ func TestWindowEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("roro did not end within 10 s of Ctrl-C\n%s", out.String())
 	}
-	if ln, err := net.Listen("tcp", "127.0.0.1:18080"); err != nil {
-		t.Errorf("port 18080 still bound after roro ended: %v", err)
+	if ln, err := net.Listen("tcp", "127.0.0.1:15432"); err != nil {
+		t.Errorf("db's port 15432 still bound after roro ended: %v", err)
 	} else {
 		ln.Close()
 	}
