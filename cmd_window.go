@@ -17,14 +17,31 @@ import (
 // and the forwards; the tray's Open Roro opens it again; Quit (or Ctrl-C) ends everything,
 // stopping the forwards.
 func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
-	eng, err := newWatchingEngine(opts) // a bad workspace is said first
+	if _, err := loadWorkspace(opts); err != nil { // a bad workspace is said first
+		return err
+	}
+	if !noWindow && !gui.HasDisplay() {
+		return fmt.Errorf("%w; roro --no-window runs only the tray icon", gui.ErrNoDisplay)
+	}
+	stateDir, err := runtime.StateDir()
+	if err != nil {
+		return err
+	}
+	// One desktop Roro per user: a second launch brings the first one's window forward.
+	single, running, err := gui.ClaimSingle(gui.SocketPath(stateDir))
+	if err != nil {
+		return err
+	}
+	if running {
+		fmt.Fprintln(opts.stderr, "roro is already running: its window is brought forward")
+		return nil
+	}
+	defer single.Close()
+	eng, err := newWatchingEngine(opts)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	if !noWindow && !gui.HasDisplay() {
-		return fmt.Errorf("%w; roro --no-window runs only the tray icon", gui.ErrNoDisplay)
-	}
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
 	open := make(chan struct{}, 1)
@@ -63,6 +80,8 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 				<-closed
 			}
 			return nil
+		case <-single.Raised():
+			openWindow()
 		case <-open:
 			if win != nil {
 				win.Raise()

@@ -87,7 +87,8 @@ func TestWindowEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], kc...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(disp.Env(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir())
+	env := append(disp.Env(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir())
+	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +103,12 @@ func TestWindowEndToEnd(t *testing.T) {
 	})
 	if err := disp.WaitWindow("Roro", 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
+	}
+	// A second launch brings this window forward instead of starting twice.
+	second := exec.Command(os.Args[0], kc...)
+	second.Env = env
+	if b, err := second.CombinedOutput(); err != nil || !strings.Contains(string(b), "roro is already running") {
+		t.Errorf("second launch: %v\n%s", err, b)
 	}
 	disp.Click((up.Min.X+up.Max.X)/2, (up.Min.Y+up.Max.Y)/2)
 
