@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
 )
 
@@ -17,6 +18,12 @@ type Engine interface {
 	Cancel(id uint64) bool
 	StartForwards(ctx context.Context, app string, sel runtime.Selection) error
 	StopForwards(app, instance string)
+	Env(ctx context.Context, app string, sel runtime.Selection) (*render.Env, error)
+	Render(ctx context.Context, app string, sel runtime.Selection) (*render.Result, *render.Env, error)
+	Diff(ctx context.Context, app string, sel runtime.Selection, values map[string]any) (string, error)
+	FollowLogs(app string, sel runtime.Selection) error
+	LogLines(app, instance string) runtime.LogBuffer
+	StopLogs(app, instance string)
 }
 
 var _ Engine = (*runtime.Engine)(nil)

@@ -39,6 +39,11 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 			layout.Flexed(1, s.label(s.scale.Body, s.pal.Muted, strings.TrimSpace(orDefault(app.Group, "")+"  namespace "+app.Namespace+"  engine "+app.Engine+dependsText(app.DependsOn))).Layout),
 		)
 	})
+	add(u.tabBar)
+	if u.pages.current != tabOverview {
+		add(u.tabLines(app)...)
+		return u.pageList(gtx, lines)
+	}
 	// The last operation on the app, first when it failed: its errors are where they belong.
 	if op := lastOp(snap, app.Name); op != nil {
 		add(u.section("Last operation"))
@@ -50,8 +55,13 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 	}
 	add(u.section("Forwards"))
 	add(u.forwardLines(snap, app)...)
+	return u.pageList(gtx, lines)
+}
+
+// pageList lays an app page's lines out in a scrolling list.
+func (u *UI) pageList(gtx layout.Context, lines []layout.Widget) layout.Dimensions {
 	return layout.Inset{Left: 16, Right: 16, Top: 12}.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
-		return material.List(s.th, &u.page).Layout(gtx, len(lines), func(gtx layout.Context, i int) layout.Dimensions {
+		return material.List(u.style.th, &u.page).Layout(gtx, len(lines), func(gtx layout.Context, i int) layout.Dimensions {
 			return layout.Inset{Bottom: 3}.Layout(gtx, lines[i])
 		})
 	})

@@ -23,6 +23,9 @@ import (
 type Options struct {
 	// Theme is the palette to start with; the user can switch.
 	Theme themes.Kind
+	// Invalidate asks for a new frame; pages that load in the background call it when their
+	// data arrives. The window sets it.
+	Invalidate func()
 }
 
 // UI is the window's content: its state, an Update that handles input, and a Layout that
@@ -45,6 +48,9 @@ type UI struct {
 	forwards      map[string]*forwardRow
 	// visible are the apps the filter lets through, in sidebar order, for the arrow keys.
 	visible []string
+	pages   pages
+	// invalidate asks for a new frame (Options.Invalidate, or nothing).
+	invalidate func()
 }
 
 // appRow is the state of one app's row in the sidebar.
@@ -57,7 +63,12 @@ type forwardRow struct{ toggle widget.Clickable }
 
 // NewUI returns the UI over eng.
 func NewUI(eng Engine, opts Options) *UI {
-	u := &UI{eng: eng, style: newStyle(opts.Theme), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{}}
+	u := &UI{eng: eng, style: newStyle(opts.Theme), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{},
+		invalidate: opts.Invalidate}
+	u.pages.init()
+	if u.invalidate == nil {
+		u.invalidate = func() {}
+	}
 	u.filter.SingleLine = true
 	u.filter.Submit = true
 	u.sidebar.Axis = layout.Vertical
@@ -169,6 +180,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 	if u.selected == "" && len(snap.Apps) > 0 {
 		u.selected = snap.Apps[0].Name
 	}
+	u.updatePages(gtx)
 }
 
 // noteErr shows an action's immediate error in the status bar, or clears the last one.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gioui.org/f32"
 	"gioui.org/io/input"
@@ -17,6 +18,7 @@ import (
 	"gioui.org/unit"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/themes"
 )
@@ -58,6 +60,21 @@ func (f *fakeEngine) StartForwards(_ context.Context, app string, sel runtime.Se
 	return nil
 }
 func (f *fakeEngine) StopForwards(app, inst string) { f.record("stop forwards " + app + "/" + inst) }
+func (f *fakeEngine) Env(context.Context, string, runtime.Selection) (*render.Env, error) {
+	return &render.Env{Values: map[string]string{"API_TOKEN": "s3cr3t-token", "LOG_LEVEL": "debug"}, Secret: map[string]bool{"API_TOKEN": true}}, nil
+}
+func (f *fakeEngine) Render(context.Context, string, runtime.Selection) (*render.Result, *render.Env, error) {
+	return nil, nil, errors.New("not in the fake")
+}
+func (f *fakeEngine) Diff(context.Context, string, runtime.Selection, map[string]any) (string, error) {
+	return "", nil
+}
+func (f *fakeEngine) FollowLogs(app string, _ runtime.Selection) error {
+	f.record("follow logs " + app)
+	return nil
+}
+func (f *fakeEngine) LogLines(string, string) runtime.LogBuffer { return runtime.LogBuffer{} }
+func (f *fakeEngine) StopLogs(app, _ string)                     { f.record("stop logs " + app) }
 
 func (f *fakeEngine) Calls() []string {
 	f.mu.Lock()
@@ -277,5 +294,57 @@ func TestLocateMatchesTheScreen(t *testing.T) {
 	got, ok2 := Locate(eng, Options{Theme: themes.Light}, image.Pt(1200, 800), "Up web")
 	if !ok || !ok2 || got != want || got.Empty() {
 		t.Errorf("Locate %v %v, screen %v %v", got, ok2, want, ok)
+	}
+}
+
+// until lays the screen out until cond holds (pages load in the background), for up to 2 s.
+func (s *screen) until(cond func() bool) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		s.frame()
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSecretsStayMaskedUntilRevealed: the env page masks a secret until its Reveal is
+// clicked, hides it again, and Copy as .env puts the values on the clipboard.
+func TestSecretsStayMaskedUntilRevealed(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.click("Tab Env")
+	if !s.until(func() bool { return s.shows("API_TOKEN=******") }) {
+		t.Fatalf("the env page never showed the masked secret:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	if s.shows("s3cr3t-token") {
+		t.Fatal("the secret shows before it was revealed")
+	}
+	if !s.shows("LOG_LEVEL=debug") {
+		t.Error("a plain value is not shown")
+	}
+	s.click("Reveal API_TOKEN")
+	if !s.shows("API_TOKEN=s3cr3t-token") {
+		t.Errorf("Reveal did not show the secret:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Hide API_TOKEN")
+	if s.shows("s3cr3t-token") {
+		t.Error("Hide left the secret shown")
+	}
+	s.click("Copy the env of api as .env")
+	if _, data, ok := s.r.WriteClipboard(); !ok || !strings.Contains(string(data), `API_TOKEN="s3cr3t-token"`) {
+		t.Errorf("clipboard %q %v", data, ok)
+	}
+}
+
+// TestLogsFollowedOnlyWhileShown: the logs page has the engine follow the app's logs, and
+// leaving it stops them.
+func TestLogsFollowedOnlyWhileShown(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.click("Tab Logs")
+	s.click("Tab Overview")
+	if got := strings.Join(eng.Calls(), "|"); got != "follow logs api|stop logs api" {
+		t.Errorf("calls %q", got)
 	}
 }

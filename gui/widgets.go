@@ -71,6 +71,8 @@ type actionButton struct {
 	button      *widget.Clickable
 	text        string
 	description string
+	// quiet draws it as a surface with text, not in the accent (an unselected tab).
+	quiet bool
 }
 
 // button returns a small action button.
@@ -82,11 +84,15 @@ func (b actionButton) Layout(gtx layout.Context) layout.Dimensions {
 	s := b.style
 	bl := material.ButtonLayout(s.th, b.button)
 	bl.Background = s.pal.Accent
+	fg := s.pal.OnAccent
+	if b.quiet {
+		bl.Background, fg = s.pal.Sidebar, s.pal.Text
+	}
 	bl.CornerRadius = 4
 	return bl.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
 		semantic.DescriptionOp(b.description).Add(gtx.Ops)
 		return layout.Inset{Top: 3, Bottom: 3, Left: 8, Right: 8}.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
-			return s.label(s.scale.Small, s.pal.OnAccent, b.text).Layout(gtx)
+			return s.label(s.scale.Small, fg, b.text).Layout(gtx)
 		})
 	})
 }

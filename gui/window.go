@@ -22,13 +22,22 @@ func HasDisplay() bool { return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND
 type Window struct {
 	eng   Engine
 	ui    *UI
-	title string
-	raise chan struct{}
+	title  string
+	raise  chan struct{}
+	redraw chan struct{}
 }
 
 // NewWindow returns a window over eng titled title; Run opens it.
 func NewWindow(eng Engine, title string, opts Options) *Window {
-	return &Window{eng: eng, ui: NewUI(eng, opts), title: title, raise: make(chan struct{}, 1)}
+	w := &Window{eng: eng, title: title, raise: make(chan struct{}, 1), redraw: make(chan struct{}, 1)}
+	opts.Invalidate = func() { // from any goroutine: the window's loop invalidates
+		select {
+		case w.redraw <- struct{}{}:
+		default:
+		}
+	}
+	w.ui = NewUI(eng, opts)
+	return w
 }
 
 // Raise asks the window to come to the front (a second `roro` launch does).
@@ -55,6 +64,8 @@ func (w *Window) Run(ctx context.Context) error {
 		for {
 			select {
 			case <-changed:
+				aw.Invalidate()
+			case <-w.redraw:
 				aw.Invalidate()
 			case <-w.raise:
 				aw.Perform(system.ActionRaise)

@@ -28,6 +28,12 @@ func (e *Engine) Diff(ctx context.Context, app string, sel Selection, values map
 	return c.Diff(ctx, t)
 }
 
+// Render renders an app instance as up applies it, without asking a cluster (values read
+// from cluster objects are placeholders): what the window's manifests page shows.
+func (e *Engine) Render(ctx context.Context, app string, sel Selection) (*render.Result, *render.Env, error) {
+	return RenderOffline(ctx, e.Workspace(), app, sel, nil, e.opts.LookupHost)
+}
+
 // RenderOffline renders an app instance exactly as up applies it (injected env and the env
 // Secret included) without a cluster: env read from cluster objects becomes a visible
 // placeholder, listed in the returned Env's Unresolved.
