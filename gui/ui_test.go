@@ -74,7 +74,7 @@ func (f *fakeEngine) FollowLogs(app string, _ runtime.Selection) error {
 	return nil
 }
 func (f *fakeEngine) LogLines(string, string) runtime.LogBuffer { return runtime.LogBuffer{} }
-func (f *fakeEngine) StopLogs(app, _ string)                     { f.record("stop logs " + app) }
+func (f *fakeEngine) StopLogs(app, _ string)                    { f.record("stop logs " + app) }
 
 func (f *fakeEngine) Calls() []string {
 	f.mu.Lock()

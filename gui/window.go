@@ -20,8 +20,8 @@ func HasDisplay() bool { return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND
 // Window is the native window around the UI. NewWindow, then Run (blocking); Raise brings it
 // to the front from any goroutine.
 type Window struct {
-	eng   Engine
-	ui    *UI
+	eng    Engine
+	ui     *UI
 	title  string
 	raise  chan struct{}
 	redraw chan struct{}
