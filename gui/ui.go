@@ -26,6 +26,9 @@ type Options struct {
 	// Invalidate asks for a new frame; pages that load in the background call it when their
 	// data arrives. The window sets it.
 	Invalidate func()
+	// GoFonts draws with Gio's embedded Go fonts instead of the system's, so that a
+	// rendering is the same on every machine (the reference-image tests).
+	GoFonts bool
 }
 
 // UI is the window's content: its state, an Update that handles input, and a Layout that
@@ -51,6 +54,7 @@ type UI struct {
 	pages   pages
 	// invalidate asks for a new frame (Options.Invalidate, or nothing).
 	invalidate func()
+	goFonts    bool
 }
 
 // appRow is the state of one app's row in the sidebar.
@@ -63,8 +67,8 @@ type forwardRow struct{ toggle widget.Clickable }
 
 // NewUI returns the UI over eng.
 func NewUI(eng Engine, opts Options) *UI {
-	u := &UI{eng: eng, style: newStyle(opts.Theme), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{},
-		invalidate: opts.Invalidate}
+	u := &UI{eng: eng, style: newStyle(opts.Theme, opts.GoFonts), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{},
+		invalidate: opts.Invalidate, goFonts: opts.GoFonts}
 	u.pages.init()
 	if u.invalidate == nil {
 		u.invalidate = func() {}
@@ -135,7 +139,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		if u.style.pal.Kind == themes.Dark {
 			k = themes.Light
 		}
-		u.style = newStyle(k)
+		u.style = newStyle(k, u.goFonts)
 	}
 	if u.cancelBtn.Clicked(gtx) {
 		for _, op := range snap.Operations {

@@ -5,6 +5,7 @@ import (
 	"image/color"
 
 	"gioui.org/font"
+	"gioui.org/font/gofont"
 	"gioui.org/io/semantic"
 	"gioui.org/layout"
 	"gioui.org/op/clip"
@@ -25,8 +26,11 @@ type style struct {
 	scale themes.Scale
 }
 
-func newStyle(k themes.Kind) style {
+func newStyle(k themes.Kind, goFonts bool) style {
 	th := material.NewTheme()
+	if goFonts {
+		th.Shaper = text.NewShaper(text.NoSystemFonts(), text.WithCollection(gofont.Collection()))
+	}
 	s := style{th: th, pal: themes.For(k), scale: themes.DefaultScale()}
 	th.Palette = material.Palette{Bg: s.pal.Bg, Fg: s.pal.Text, ContrastBg: s.pal.Accent, ContrastFg: s.pal.OnAccent}
 	th.TextSize = s.scale.Body
