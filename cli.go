@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -43,13 +44,20 @@ type options struct {
 	watch bool
 	// noWindow keeps only the tray icon (roro --no-window).
 	noWindow bool
-	stdout   io.Writer
-	stderr   io.Writer
+	// started is when the process started (the start-up benchmark measures from it).
+	started time.Time
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // run executes roro with args and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts := &options{stdout: stdout, stderr: stderr}
+	return runAt(ctx, time.Now(), args, stdout, stderr)
+}
+
+// runAt is run for a process that started at started.
+func runAt(ctx context.Context, started time.Time, args []string, stdout, stderr io.Writer) int {
+	opts := &options{stdout: stdout, stderr: stderr, started: started}
 	root := newRootCommand(opts)
 	root.SetArgs(args)
 	root.SetOut(stdout)

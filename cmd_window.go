@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/gui"
@@ -90,7 +91,14 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			if !gui.HasDisplay() {
 				continue
 			}
-			win = gui.NewWindow(eng, title, gui.Options{Theme: themes.Light})
+			wopts := gui.Options{Theme: themes.Light}
+			if os.Getenv("RORO_REPORT_FIRST_FRAME") == "1" {
+				started := opts.started
+				wopts.OnFirstFrame = func() {
+					fmt.Fprintf(opts.stderr, "roro: first frame %d µs after start\n", time.Since(started).Microseconds())
+				}
+			}
+			win = gui.NewWindow(eng, title, wopts)
 			go func() { closed <- win.Run(ctx) }()
 		case err := <-closed:
 			win = nil

@@ -34,7 +34,7 @@ var windowSize = image.Pt(1200, 760)
 
 // where returns the centre of the widget described as desc in the window over the workspace
 // in dir, from the same UI laid out offscreen.
-func where(t *testing.T, dir, desc string) image.Rectangle {
+func where(t testing.TB, dir, desc string) image.Rectangle {
 	t.Helper()
 	ws, err := workspace.Load(dir)
 	if err != nil {

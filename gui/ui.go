@@ -26,6 +26,9 @@ type Options struct {
 	// Invalidate asks for a new frame; pages that load in the background call it when their
 	// data arrives. The window sets it.
 	Invalidate func()
+	// OnFirstFrame is called once, after the window's first frame is drawn (for the start-up
+	// benchmark).
+	OnFirstFrame func()
 	// GoFonts draws with Gio's embedded Go fonts instead of the system's, so that a
 	// rendering is the same on every machine (the reference-image tests).
 	GoFonts bool

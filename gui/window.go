@@ -25,6 +25,8 @@ type Window struct {
 	title  string
 	raise  chan struct{}
 	redraw chan struct{}
+	// firstFrame is called after the first frame, then forgotten.
+	firstFrame func()
 }
 
 // NewWindow returns a window over eng titled title; Run opens it.
@@ -37,6 +39,7 @@ func NewWindow(eng Engine, title string, opts Options) *Window {
 		}
 	}
 	w.ui = NewUI(eng, opts)
+	w.firstFrame = opts.OnFirstFrame
 	return w
 }
 
@@ -92,6 +95,10 @@ func (w *Window) Run(ctx context.Context) error {
 			gtx := app.NewContext(&ops, e)
 			w.ui.Layout(gtx)
 			e.Frame(gtx.Ops)
+			if w.firstFrame != nil {
+				w.firstFrame()
+				w.firstFrame = nil
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/rorokube/roro/core/kube"
@@ -87,12 +88,32 @@ func (e *Engine) retire(c *conn) {
 	c.attempted = make(chan struct{})
 }
 
-// setConn updates a connection under the engine's lock and publishes.
+// setConn updates a connection under the engine's lock and publishes when that changed
+// what the snapshot shows (a ping that finds all as it was publishes nothing, so an idle
+// window never redraws).
 func (e *Engine) setConn(c *conn, fn func()) {
 	e.mu.Lock()
+	before, instances := c.view(), c.instances
 	fn()
+	same := c.view() == before && slices.EqualFunc(c.instances, instances, sameInstance)
 	e.mu.Unlock()
-	e.changed()
+	if !same {
+		e.changed()
+	}
+}
+
+// sameInstance reports whether two views of a running instance show the same.
+func sameInstance(a, b InstanceView) bool {
+	if a.App != b.App || a.Instance != b.Instance || a.Health != b.Health || a.Namespace != b.Namespace ||
+		a.Environment != b.Environment || len(a.Objects) != len(b.Objects) {
+		return false
+	}
+	for i := range a.Objects {
+		if a.Objects[i] != b.Objects[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // runConn connects, then watches and pings until ctx ends; a failure to connect or a failed
