@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/gui"
 	"github.com/rorokube/roro/themes"
@@ -69,6 +71,26 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 	defer func() { <-trayDone }()
 	ws := eng.Workspace()
 	title := "Roro — " + ws.File.Name + " (" + filepath.Base(ws.Dir) + ")"
+	// The desktop's light or dark preference, followed live (the settings portal over D-Bus).
+	theme := themes.Light
+	schemes := make(chan themes.Kind, 1)
+	if hasSessionBus() {
+		if conn, err := dbus.ConnectSessionBus(); err == nil {
+			defer conn.Close()
+			if k, ok := gui.ColorScheme(conn); ok {
+				theme = k
+			}
+			go func() {
+				_ = gui.FollowColorScheme(ctx, conn, func(k themes.Kind) {
+					select {
+					case <-schemes:
+					default:
+					}
+					schemes <- k
+				})
+			}()
+		}
+	}
 	if !noWindow {
 		openWindow()
 	}
@@ -83,6 +105,11 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			return nil
 		case <-single.Raised():
 			openWindow()
+		case k := <-schemes:
+			theme = k
+			if win != nil {
+				win.FollowScheme(k)
+			}
 		case <-open:
 			if win != nil {
 				win.Raise()
@@ -91,7 +118,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			if !gui.HasDisplay() {
 				continue
 			}
-			wopts := gui.Options{Theme: themes.Light}
+			wopts := gui.Options{Theme: theme}
 			if os.Getenv("RORO_REPORT_FIRST_FRAME") == "1" {
 				started := opts.started
 				wopts.OnFirstFrame = func() {

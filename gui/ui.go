@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gioui.org/io/key"
@@ -58,6 +59,11 @@ type UI struct {
 	// invalidate asks for a new frame (Options.Invalidate, or nothing).
 	invalidate func()
 	goFonts    bool
+	// scheme carries the desktop's light or dark preference from another goroutine;
+	// picked is true once the user chose a theme, which then wins.
+	schemeMu sync.Mutex
+	scheme   themes.Kind // pending, "" when none
+	picked   bool
 }
 
 // appRow is the state of one app's row in the sidebar.
@@ -82,6 +88,18 @@ func NewUI(eng Engine, opts Options) *UI {
 	u.page.Axis = layout.Vertical
 	return u
 }
+
+// FollowScheme hands the desktop's light or dark preference to the UI, from any goroutine;
+// it applies at the next frame unless the user has picked a theme.
+func (u *UI) FollowScheme(k themes.Kind) {
+	u.schemeMu.Lock()
+	u.scheme = k // only the latest counts
+	u.schemeMu.Unlock()
+	u.invalidate()
+}
+
+// Theme is the palette the UI draws with now.
+func (u *UI) Theme() themes.Kind { return u.style.pal.Kind }
 
 // Selected is the app whose page shows.
 func (u *UI) Selected() string { return u.selected }
@@ -142,6 +160,13 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		if u.style.pal.Kind == themes.Dark {
 			k = themes.Light
 		}
+		u.style, u.picked = newStyle(k, u.goFonts), true
+	}
+	u.schemeMu.Lock()
+	k := u.scheme
+	u.scheme = ""
+	u.schemeMu.Unlock()
+	if k != "" && !u.picked && k != u.style.pal.Kind {
 		u.style = newStyle(k, u.goFonts)
 	}
 	if u.cancelBtn.Clicked(gtx) {

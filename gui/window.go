@@ -9,6 +9,8 @@ import (
 	"gioui.org/io/system"
 	"gioui.org/op"
 	"gioui.org/unit"
+
+	"github.com/rorokube/roro/themes"
 )
 
 // ErrNoDisplay is returned when there is no display to open a window on.
@@ -42,6 +44,10 @@ func NewWindow(eng Engine, title string, opts Options) *Window {
 	w.firstFrame = opts.OnFirstFrame
 	return w
 }
+
+// FollowScheme switches the window to the desktop's light or dark preference (unless the
+// user picked a theme); safe from any goroutine.
+func (w *Window) FollowScheme(k themes.Kind) { w.ui.FollowScheme(k) }
 
 // Raise asks the window to come to the front (a second `roro` launch does).
 func (w *Window) Raise() {
