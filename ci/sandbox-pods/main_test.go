@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/forward"
+	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testfs"
+)
+
+// TestSandboxPodsAnswer: with sandbox-pods running, an app's pod answers an HTTP request
+// through roro's forward with its name, as the newcomer sees it in the browser.
+func TestSandboxPodsAnswer(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-sandbox-pods"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, tc.Config.Host, ns, tc.Kube, tc.Dynamic) }()
+	defer func() { cancel(); <-done }()
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":         `{"name": "sandbox", "members": ["apps/*"]}`,
+		"apps/web/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/web", "ports": ["0:8080"]}]}`,
+		"apps/web/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - {name: web, image: example.invalid/web:1, ports: [{containerPort: 8080}]}\n",
+	})
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := runtime.New(ws, runtime.Options{Connect: runtime.KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	tctx := testcluster.Context(t, time.Minute)
+	defer func() {
+		if op, err := eng.Down(runtime.DownRequest{}); err == nil {
+			_ = op.Wait(context.Background())
+		}
+	}()
+	op, err := eng.Up(runtime.UpRequest{Forward: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Wait(tctx); err != nil {
+		t.Fatal(err)
+	}
+	var local int
+	var body string
+	err = testcluster.Poll(tctx, 200*time.Millisecond, func() (bool, error) {
+		s := eng.Snapshot()
+		if len(s.Forwards) != 1 || s.Forwards[0].State != forward.Connected {
+			return false, nil
+		}
+		local = s.Forwards[0].Ports[0].Local
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(local) + "/hello")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("no answer through the forward: %v (%q)", err, body)
+	}
+	if !strings.Contains(body, "Hello from pod "+ns+"/web-") || !strings.Contains(body, "GET /hello") {
+		t.Errorf("answer %q", body)
+	}
+}
