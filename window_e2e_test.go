@@ -6,7 +6,9 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/rorokube/roro/gui"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testdbus"
+	"github.com/rorokube/roro/internal/sandbox"
 	"github.com/rorokube/roro/internal/testdisplay"
 	"github.com/rorokube/roro/themes"
 )
@@ -68,7 +71,8 @@ func near(a, b color.Color) bool {
 
 // TestWindowEndToEnd: the real binary on a private X display and a private D-Bus session with
 // a tray host, against the real control plane: the window opens on the demo workspace, a
-// click on api's Up brings db and api up, api's dot turns green, its forward binds its port;
+// click on api's Up brings db and api up, api's dot turns green, an HTTP request through its
+// forward reaches its pod and, once that pod is deleted, its replacement;
 // the tray's menu says all is healthy and its Down takes api down, freeing the port; Ctrl-C
 // ends roro cleanly, freeing db's.
 func TestWindowEndToEnd(t *testing.T) {
@@ -83,6 +87,11 @@ func TestWindowEndToEnd(t *testing.T) {
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
 	up, sel := where(t, dir, "Up api"), where(t, dir, "Select api")
+	// api's pods answer HTTP with their names, as on the sandbox.
+	sctx, stopSandbox := context.WithCancel(context.Background())
+	sandboxDone := make(chan error, 1)
+	go func() { sandboxDone <- sandbox.Serve(sctx, tc.Config.Host, "demo-api", tc.Kube, tc.Dynamic) }()
+	t.Cleanup(func() { stopSandbox(); <-sandboxDone })
 
 	cmd := exec.Command(os.Args[0], kc...)
 	var out bytes.Buffer
@@ -146,16 +155,21 @@ func TestWindowEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("api's dot at %v is %v, not healthy %v", dotAt, shot.At(dotAt.X, dotAt.Y), healthy)
 	}
-	// Up from the window starts the forwards: api's port answers a connection.
-	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:18080", time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("api's forward never bound 127.0.0.1:18080: %v\n%s", err, out.String())
+	// Up from the window starts the forwards: an HTTP request through api's reaches its pod;
+	// after the pod is deleted, the same address reaches its replacement.
+	first := httpThrough(t, ctx, "http://127.0.0.1:18080/", "")
+	pods, err := tc.Kube.CoreV1().Pods("demo-api").List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("api's pods: %v %d", err, len(pods.Items))
+	}
+	if !strings.Contains(first, pods.Items[0].Name) {
+		t.Errorf("the answer %q is not from pod %s", first, pods.Items[0].Name)
+	}
+	if err := tc.Kube.CoreV1().Pods("demo-api").Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if second := httpThrough(t, ctx, "http://127.0.0.1:18080/", pods.Items[0].Name); second == first {
+		t.Errorf("the forward still reaches the deleted pod: %q", second)
 	}
 	// The tray, over D-Bus as the desktop would: its menu says all is well, and its Down on
 	// api takes api down (and its forwards with it).
@@ -211,4 +225,25 @@ func TestWindowEndToEnd(t *testing.T) {
 	} else {
 		ln.Close()
 	}
+}
+
+// httpThrough gets url until it answers 200 from a pod other than not, and returns the body.
+func httpThrough(t *testing.T, ctx context.Context, url, not string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 3 * time.Second}
+	var body string
+	err := testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusOK && strings.Contains(body, "Hello from pod") && (not == "" || !strings.Contains(body, not)), nil
+	})
+	if err != nil {
+		t.Fatalf("GET %s never answered (not from %q): %v; last %q", url, not, err, body)
+	}
+	return body
 }

@@ -7,30 +7,18 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/sandbox"
 )
-
-var portForwards = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
 
 func main() {
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "the sandbox's kubeconfig")
@@ -49,83 +37,10 @@ func run(ctx context.Context, kubeconfig, namespace string) error {
 	for ctx.Err() == nil { // the sandbox may still be starting
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err == nil {
-			return serve(ctx, cfg.Host, namespace, kubernetes.NewForConfigOrDie(cfg), dynamic.NewForConfigOrDie(cfg))
+			return sandbox.Serve(ctx, cfg.Host, namespace, kubernetes.NewForConfigOrDie(cfg), dynamic.NewForConfigOrDie(cfg))
 		}
 		cfgErr = err
 		time.Sleep(2 * time.Second)
 	}
 	return cfgErr
-}
-
-// server answers one pod's port-forward streams.
-type server struct {
-	ln net.Listener
-}
-
-// serve binds the pods of namespace (all when empty) until ctx ends.
-func serve(ctx context.Context, host, namespace string, kube kubernetes.Interface, dyn dynamic.Interface) error {
-	var mu sync.Mutex
-	servers := map[types.UID]*server{}
-	bind := func(obj any) {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok || pod.DeletionTimestamp != nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if _, ok := servers[pod.UID]; ok {
-			return
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			log.Printf("listen for pod %s/%s: %v", pod.Namespace, pod.Name, err)
-			return
-		}
-		name := pod.Namespace + "/" + pod.Name
-		go func() {
-			_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				fmt.Fprintf(w, "Hello from pod %s (the Roro sandbox: kwok runs no container; this answers for it)\n%s %s\n", name, r.Method, r.URL.Path)
-			}))
-		}()
-		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if _, err := dyn.Resource(portForwards).Namespace(pod.Namespace).Apply(actx, pod.Name, pf,
-			metav1.ApplyOptions{FieldManager: "roro-sandbox", Force: true}); err != nil {
-			log.Printf("bind pod %s: %v", name, err)
-			ln.Close()
-			return
-		}
-		servers[pod.UID] = &server{ln: ln}
-	}
-	unbind := func(obj any) {
-		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
-		}
-		if pod, ok := obj.(*corev1.Pod); ok {
-			mu.Lock()
-			defer mu.Unlock()
-			if s := servers[pod.UID]; s != nil {
-				s.ln.Close()
-				delete(servers, pod.UID)
-			}
-		}
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(namespace))
-	inf := factory.Core().V1().Pods().Informer()
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: bind, UpdateFunc: func(_, o any) { bind(o) }, DeleteFunc: unbind,
-	}); err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	log.Printf("answering for every pod of %s", host)
-	<-ctx.Done()
-	factory.Shutdown()
-	mu.Lock()
-	defer mu.Unlock()
-	for _, s := range servers {
-		s.ln.Close()
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestSandboxPodsAnswer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, tc.Config.Host, ns, tc.Kube, tc.Dynamic) }()
+	go func() { done <- Serve(ctx, tc.Config.Host, ns, tc.Kube, tc.Dynamic) }()
 	defer func() { cancel(); <-done }()
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":         `{"name": "sandbox", "members": ["apps/*"]}`,

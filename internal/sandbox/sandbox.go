@@ -1,0 +1,101 @@
+// Package sandbox makes the pods of Roro's sandbox control plane (kwok: no containers) answer
+// on their ports, so that a forward shows, in a browser, which pod answered.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/rorokube/roro/internal/testcluster"
+)
+
+var portForwards = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
+
+// server answers one pod's port-forward streams.
+type server struct {
+	ln net.Listener
+}
+
+// Serve makes the pods of namespace (all when empty) answer on their ports, until ctx ends:
+// each gets a local server that answers any HTTP request with the pod's name, through a kwok
+// PortForward owned by the pod (kwok runs no container, so nothing else would answer).
+func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interface, dyn dynamic.Interface) error {
+	var mu sync.Mutex
+	servers := map[types.UID]*server{}
+	bind := func(obj any) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.DeletionTimestamp != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := servers[pod.UID]; ok {
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Printf("listen for pod %s/%s: %v", pod.Namespace, pod.Name, err)
+			return
+		}
+		name := pod.Namespace + "/" + pod.Name
+		go func() {
+			_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "Hello from pod %s (the Roro sandbox: kwok runs no container; this answers for it)\n%s %s\n", name, r.Method, r.URL.Path)
+			}))
+		}()
+		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := dyn.Resource(portForwards).Namespace(pod.Namespace).Apply(actx, pod.Name, pf,
+			metav1.ApplyOptions{FieldManager: "roro-sandbox", Force: true}); err != nil {
+			log.Printf("bind pod %s: %v", name, err)
+			ln.Close()
+			return
+		}
+		servers[pod.UID] = &server{ln: ln}
+	}
+	unbind := func(obj any) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if pod, ok := obj.(*corev1.Pod); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			if s := servers[pod.UID]; s != nil {
+				s.ln.Close()
+				delete(servers, pod.UID)
+			}
+		}
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(namespace))
+	inf := factory.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: bind, UpdateFunc: func(_, o any) { bind(o) }, DeleteFunc: unbind,
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	log.Printf("answering for every pod of %s", host)
+	<-ctx.Done()
+	factory.Shutdown()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range servers {
+		s.ln.Close()
+	}
+	return nil
+}
