@@ -25,9 +25,9 @@ import (
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/gui"
+	"github.com/rorokube/roro/internal/sandbox"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testdbus"
-	"github.com/rorokube/roro/internal/sandbox"
 	"github.com/rorokube/roro/internal/testdisplay"
 	"github.com/rorokube/roro/themes"
 )
