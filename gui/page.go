@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"gioui.org/layout"
+	"gioui.org/widget"
 	"gioui.org/widget/material"
 
 	"github.com/rorokube/roro/core/runtime"
@@ -233,8 +234,18 @@ func (u *UI) forwardStatus(st forward.Status) []layout.Widget {
 		c = s.pal.Failed
 	}
 	var addrs []string
+	var buttons []layout.FlexChild
 	for _, p := range st.Ports {
-		addrs = append(addrs, st.Address+":"+strconv.Itoa(p.Local)+" → "+st.Target+":"+p.Remote)
+		addr := st.Address + ":" + strconv.Itoa(p.Local)
+		addrs = append(addrs, addr+" → "+st.Target+":"+p.Remote)
+		b := u.addrs[addr]
+		if b == nil {
+			b = &addrButtons{}
+			u.addrs[addr] = b
+		}
+		buttons = append(buttons,
+			layout.Rigid(s.button(&b.open, "Open "+addr, "Open "+addr).Layout), layout.Rigid(layout.Spacer{Width: 4}.Layout),
+			layout.Rigid(s.button(&b.copy, "Copy", "Copy "+addr).Layout), layout.Rigid(layout.Spacer{Width: 10}.Layout))
 	}
 	state := string(st.State)
 	if st.Pod != "" {
@@ -256,6 +267,11 @@ func (u *UI) forwardStatus(st forward.Status) []layout.Widget {
 			return layout.Inset{Left: 16}.Layout(gtx, s.label(s.scale.Small, s.pal.Muted,
 				fmt.Sprintf("%d open · %d total · %s in · %s out · %d failed", st.Open, st.Total, bytesText(st.BytesIn), bytesText(st.BytesOut), st.Failures)).Layout)
 		},
+		func(gtx layout.Context) layout.Dimensions {
+			return layout.Inset{Left: 16}.Layout(gtx, func(gtx layout.Context) layout.Dimensions {
+				return layout.Flex{Alignment: layout.Middle}.Layout(gtx, buttons...)
+			})
+		},
 	}
 	events := st.Events
 	if len(events) > 5 {
@@ -269,6 +285,9 @@ func (u *UI) forwardStatus(st forward.Status) []layout.Widget {
 	}
 	return out
 }
+
+// addrButtons are the actions on one forwarded address.
+type addrButtons struct{ open, copy widget.Clickable }
 
 // bytesText is a byte count for people: "3.1 MB".
 func bytesText(n int64) string {

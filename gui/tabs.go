@@ -56,6 +56,8 @@ type pages struct {
 	// following is the instance whose logs the engine follows for this page.
 	following string
 	again     bool // the refresh button was clicked this frame
+	// forceRefresh is set by Ctrl+R for the next frame.
+	forceRefresh bool
 }
 
 // init readies the pages' state.
@@ -75,7 +77,8 @@ func (u *UI) updatePages(gtx layout.Context) {
 			p.current = t
 		}
 	}
-	p.again = p.refresh.Clicked(gtx)
+	p.again = p.refresh.Clicked(gtx) || p.forceRefresh
+	p.forceRefresh = false
 	for key, b := range p.reveal {
 		if b.Clicked(gtx) {
 			p.revealed[key] = !p.revealed[key]

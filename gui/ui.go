@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"gioui.org/io/clipboard"
 	"gioui.org/io/key"
 	"gioui.org/io/semantic"
 	"gioui.org/layout"
@@ -27,6 +30,8 @@ type Options struct {
 	// Invalidate asks for a new frame; pages that load in the background call it when their
 	// data arrives. The window sets it.
 	Invalidate func()
+	// OpenURL opens a forward's address in the browser; default xdg-open.
+	OpenURL func(url string) error
 	// OnFirstFrame is called once, after the window's first frame is drawn (for the start-up
 	// benchmark).
 	OnFirstFrame func()
@@ -58,6 +63,9 @@ type UI struct {
 	pages   pages
 	// invalidate asks for a new frame (Options.Invalidate, or nothing).
 	invalidate func()
+	openURL    func(string) error
+	// addrs are the open and copy buttons of each forwarded address.
+	addrs map[string]*addrButtons
 	goFonts    bool
 	// scheme carries the desktop's light or dark preference from another goroutine;
 	// picked is true once the user chose a theme, which then wins.
@@ -79,6 +87,11 @@ func NewUI(eng Engine, opts Options) *UI {
 	u := &UI{eng: eng, style: newStyle(opts.Theme, opts.GoFonts), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{},
 		invalidate: opts.Invalidate, goFonts: opts.GoFonts}
 	u.pages.init()
+	u.addrs = map[string]*addrButtons{}
+	u.openURL = opts.OpenURL
+	if u.openURL == nil {
+		u.openURL = func(url string) error { return exec.Command("xdg-open", url).Start() }
+	}
 	if u.invalidate == nil {
 		u.invalidate = func() {}
 	}
@@ -130,6 +143,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		ev, ok := gtx.Event(
 			key.Filter{Name: "/"}, key.Filter{Name: "F", Required: key.ModShortcut},
 			key.Filter{Name: key.NameEscape}, key.Filter{Name: key.NameUpArrow}, key.Filter{Name: key.NameDownArrow},
+			key.Filter{Name: "R", Required: key.ModShortcut},
 		)
 		if !ok {
 			break
@@ -148,6 +162,8 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 			u.step(-1)
 		case key.NameDownArrow:
 			u.step(1)
+		case "R":
+			u.pages.forceRefresh = true
 		}
 	}
 	for {
@@ -195,6 +211,16 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 			u.selected = name
 			_, err := u.eng.Restart(name, runtime.Selection{}, nil)
 			u.noteErr(name, err)
+		}
+	}
+	for addr, b := range u.addrs {
+		if b.open.Clicked(gtx) {
+			if err := u.openURL("http://" + addr); err != nil {
+				u.noteErr(u.selected, fmt.Errorf("open http://%s: %w", addr, err))
+			}
+		}
+		if b.copy.Clicked(gtx) {
+			gtx.Execute(clipboard.WriteCmd{Type: "application/text", Data: io.NopCloser(strings.NewReader(addr))})
 		}
 	}
 	for key, row := range u.forwards {

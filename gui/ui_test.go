@@ -20,6 +20,7 @@ import (
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/themes"
 )
 
@@ -61,6 +62,7 @@ func (f *fakeEngine) StartForwards(_ context.Context, app string, sel runtime.Se
 }
 func (f *fakeEngine) StopForwards(app, inst string) { f.record("stop forwards " + app + "/" + inst) }
 func (f *fakeEngine) Env(context.Context, string, runtime.Selection) (*render.Env, error) {
+	f.record("env")
 	return &render.Env{Values: map[string]string{"API_TOKEN": "s3cr3t-token", "LOG_LEVEL": "debug"}, Secret: map[string]bool{"API_TOKEN": true}}, nil
 }
 func (f *fakeEngine) Render(context.Context, string, runtime.Selection) (*render.Result, *render.Env, error) {
@@ -346,5 +348,43 @@ func TestLogsFollowedOnlyWhileShown(t *testing.T) {
 	s.click("Tab Overview")
 	if got := strings.Join(eng.Calls(), "|"); got != "follow logs api|stop logs api" {
 		t.Errorf("calls %q", got)
+	}
+}
+
+// TestForwardActions: a live forward's address opens in the browser and copies.
+func TestForwardActions(t *testing.T) {
+	snap := demoSnapshot()
+	snap.Apps[1].Forwards = 1 // db
+	snap.Forwards = []runtime.ForwardView{{App: "db", Instance: "default", Status: forward.Status{Target: "service/db", Namespace: "demo-db",
+		Address: "127.0.0.1", Ports: []forward.Port{{Local: 15432, Remote: "postgres"}}, State: forward.Connected, Pod: "db-0"}}}
+	var opened []string
+	s := newScreen(t, &fakeEngine{snap: snap})
+	s.ui.openURL = func(u string) error { opened = append(opened, u); return nil }
+	s.key(key.NameDownArrow, 0) // db
+	if !s.shows("connected to pod db-0") {
+		t.Fatalf("db's page:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Open 127.0.0.1:15432")
+	if len(opened) != 1 || opened[0] != "http://127.0.0.1:15432" {
+		t.Errorf("opened %v", opened)
+	}
+	s.click("Copy 127.0.0.1:15432")
+	if _, data, ok := s.r.WriteClipboard(); !ok || string(data) != "127.0.0.1:15432" {
+		t.Errorf("clipboard %q %v", data, ok)
+	}
+}
+
+// TestCtrlRRefreshes: Ctrl+R loads the current page again.
+func TestCtrlRRefreshes(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.click("Tab Env")
+	if !s.until(func() bool { return s.shows("LOG_LEVEL=debug") }) {
+		t.Fatal("env never loaded")
+	}
+	s.key("R", key.ModShortcut)
+	count := func() int { return strings.Count(strings.Join(eng.Calls(), "|"), "env") }
+	if !s.until(func() bool { return count() == 2 }) {
+		t.Errorf("env loaded %d times after Ctrl+R, want 2", count())
 	}
 }
