@@ -65,8 +65,8 @@ type UI struct {
 	invalidate func()
 	openURL    func(string) error
 	// addrs are the open and copy buttons of each forwarded address.
-	addrs map[string]*addrButtons
-	goFonts    bool
+	addrs   map[string]*addrButtons
+	goFonts bool
 	// scheme carries the desktop's light or dark preference from another goroutine;
 	// picked is true once the user chose a theme, which then wins.
 	schemeMu sync.Mutex
