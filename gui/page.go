@@ -54,6 +54,17 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 	for i := range app.Instances {
 		add(u.instanceLines(&app.Instances[i])...)
 	}
+	add(func(gtx layout.Context) layout.Dimensions { // a further copy, by name
+		return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+			layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+				gtx.Constraints.Min.X, gtx.Constraints.Max.X = gtx.Dp(220), gtx.Dp(220)
+				ed := material.Editor(s.th, &u.newInst, "new instance name, e.g. pr-7")
+				ed.Color, ed.HintColor, ed.TextSize = s.pal.Text, s.pal.Muted, s.scale.Body
+				return ed.Layout(gtx)
+			}),
+			layout.Rigid(layout.Spacer{Width: 8}.Layout),
+			layout.Rigid(s.button(&u.newInstUp, "Up this instance", "Up a new instance of "+app.Name).Layout))
+	})
 	add(u.section("Forwards"))
 	add(u.forwardLines(snap, app)...)
 	return u.pageList(gtx, lines)

@@ -47,8 +47,14 @@ type UI struct {
 	eng   Engine
 	style style
 
-	filter    widget.Editor
-	themeBtn  widget.Clickable
+	filter   widget.Editor
+	themeBtn widget.Clickable
+	envBtn   widget.Clickable
+	// env is the environment actions run in; "" is each instance's own (the workspace's
+	// default unless the instance pins one).
+	env       string
+	newInst   widget.Editor
+	newInstUp widget.Clickable
 	cancelBtn widget.Clickable
 	sidebar   widget.List
 	page      widget.List
@@ -97,6 +103,7 @@ func NewUI(eng Engine, opts Options) *UI {
 	}
 	u.filter.SingleLine = true
 	u.filter.Submit = true
+	u.newInst.SingleLine = true
 	u.sidebar.Axis = layout.Vertical
 	u.page.Axis = layout.Vertical
 	return u
@@ -171,6 +178,22 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 			break
 		}
 	}
+	if u.envBtn.Clicked(gtx) {
+		u.env = nextEnv(snap.Workspace.Environments, u.env)
+	}
+	if u.newInstUp.Clicked(gtx) && u.selected != "" {
+		name := strings.TrimSpace(u.newInst.Text())
+		_, err := u.eng.Up(runtime.UpRequest{Selection: runtime.Selection{Apps: []string{u.selected}, Environment: u.env, Instance: name}, Forward: true})
+		u.noteErr(u.selected, err)
+		if err == nil {
+			u.newInst.SetText("")
+		}
+	}
+	for {
+		if _, ok := u.newInst.Update(gtx); !ok {
+			break
+		}
+	}
 	if u.themeBtn.Clicked(gtx) {
 		k := themes.Dark
 		if u.style.pal.Kind == themes.Dark {
@@ -199,12 +222,12 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		}
 		if row.up.Clicked(gtx) {
 			u.selected = name
-			_, err := u.eng.Up(runtime.UpRequest{Selection: runtime.Selection{Apps: []string{name}}, Forward: true})
+			_, err := u.eng.Up(runtime.UpRequest{Selection: runtime.Selection{Apps: []string{name}, Environment: u.env}, Forward: true})
 			u.noteErr(name, err)
 		}
 		if row.down.Clicked(gtx) {
 			u.selected = name
-			_, err := u.eng.Down(runtime.DownRequest{Selection: runtime.Selection{Apps: []string{name}}})
+			_, err := u.eng.Down(runtime.DownRequest{Selection: runtime.Selection{Apps: []string{name}, Environment: u.env}})
 			u.noteErr(name, err)
 		}
 		if row.restart.Clicked(gtx) {
@@ -239,6 +262,21 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		u.selected = snap.Apps[0].Name
 	}
 	u.updatePages(gtx)
+}
+
+// nextEnv is the environment after cur in the cycle default → each environment → default.
+func nextEnv(envs []string, cur string) string {
+	if cur == "" {
+		if len(envs) == 0 {
+			return ""
+		}
+		return envs[0]
+	}
+	i := slices.Index(envs, cur)
+	if i < 0 || i+1 >= len(envs) {
+		return ""
+	}
+	return envs[i+1]
 }
 
 // noteErr shows an action's immediate error in the status bar, or clears the last one.
@@ -287,7 +325,18 @@ func (u *UI) topBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimension
 			children := []layout.FlexChild{
 				layout.Rigid(s.bold(s.scale.Title, snap.Workspace.Name).Layout),
 				layout.Rigid(layout.Spacer{Width: 16}.Layout),
-				layout.Rigid(s.label(s.scale.Body, s.pal.Muted, "env: "+orDash(snap.Workspace.DefaultEnvironment)).Layout),
+				layout.Rigid(func(gtx layout.Context) layout.Dimensions {
+					if len(snap.Workspace.Environments) < 2 {
+						return s.label(s.scale.Body, s.pal.Muted, "env: "+orDash(snap.Workspace.DefaultEnvironment)).Layout(gtx)
+					}
+					env := u.env
+					if env == "" {
+						env = orDash(snap.Workspace.DefaultEnvironment) + " (default)"
+					}
+					b := s.button(&u.envBtn, "env: "+env, "Switch the environment actions run in")
+					b.quiet = true
+					return b.Layout(gtx)
+				}),
 			}
 			for _, c := range snap.Connections {
 				col, hollow := s.connColor(c)
@@ -464,7 +513,7 @@ func (u *UI) sideLine(gtx layout.Context, it sideItem) layout.Dimensions {
 				layout.Rigid(layout.Spacer{Width: 4}.Layout),
 				layout.Rigid(s.button(&row.down, "Down", "Down "+a.Name).Layout),
 				layout.Rigid(layout.Spacer{Width: 4}.Layout),
-				layout.Rigid(s.button(&row.restart, "↻", "Restart "+a.Name).Layout),
+				layout.Rigid(s.button(&row.restart, "Restart", "Restart "+a.Name).Layout),
 			)
 		})
 	})

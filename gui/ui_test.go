@@ -26,10 +26,11 @@ import (
 
 // fakeEngine serves a fixed snapshot and records the calls the window makes.
 type fakeEngine struct {
-	mu    sync.Mutex
-	snap  *runtime.Snapshot
-	calls []string
-	upErr error
+	mu      sync.Mutex
+	snap    *runtime.Snapshot
+	calls   []string
+	upErr   error
+	lastEnv string
 }
 
 func (f *fakeEngine) Snapshot() *runtime.Snapshot {
@@ -44,6 +45,7 @@ func (f *fakeEngine) record(c string) {
 	f.calls = append(f.calls, c)
 }
 func (f *fakeEngine) Up(r runtime.UpRequest) (*runtime.Operation, error) {
+	f.lastEnv = r.Environment
 	f.record("up " + strings.Join(r.Apps, ",") + " instance=" + r.Instance)
 	return nil, f.upErr
 }
@@ -386,5 +388,29 @@ func TestCtrlRRefreshes(t *testing.T) {
 	count := func() int { return strings.Count(strings.Join(eng.Calls(), "|"), "env") }
 	if !s.until(func() bool { return count() == 2 }) {
 		t.Errorf("env loaded %d times after Ctrl+R, want 2", count())
+	}
+}
+
+// TestEnvironmentAndNewInstance: the environment switch cycles the workspace's
+// environments, and actions carry it; a new instance's name brings that instance up.
+func TestEnvironmentAndNewInstance(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.click("Switch the environment actions run in") // default → dev
+	s.click("Switch the environment actions run in") // → staging
+	s.click("Up web")
+	s.ui.newInst.SetText("pr-7")
+	s.frame()
+	s.click("Up a new instance of web")
+	got := strings.Join(eng.Calls(), "|")
+	if got != "up web instance=|up web instance=pr-7" {
+		t.Errorf("calls %q", got)
+	}
+	if s.ui.env != "staging" || eng.lastEnv != "staging" {
+		t.Errorf("env %q, the engine got %q; want staging", s.ui.env, eng.lastEnv)
+	}
+	s.click("Switch the environment actions run in") // → back to each instance's own
+	if s.ui.env != "" {
+		t.Errorf("env %q after the cycle, want the default", s.ui.env)
 	}
 }
