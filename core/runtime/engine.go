@@ -103,7 +103,40 @@ func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
 	e.mu.Unlock()
 	e.current.Store(e.build())
 	e.wg.Go(e.publisher)
+	e.wg.Go(e.watchCounters)
 	return e, nil
+}
+
+// countersEvery is how often the engine looks for forwards whose traffic counters moved.
+const countersEvery = time.Second
+
+// watchCounters publishes a snapshot when a forward's counters (connections, bytes) moved
+// since the last look: they change with every connection, too often to publish each, and
+// never while idle, so an idle engine still publishes nothing.
+func (e *Engine) watchCounters() {
+	tick := time.NewTicker(countersEvery)
+	defer tick.Stop()
+	var last []int64
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var now []int64
+		e.mu.Lock()
+		for _, key := range sortedInstanceKeys(e.forwards) {
+			for _, f := range e.forwards[key].fws {
+				st := f.Status()
+				now = append(now, st.Total, st.Open, st.BytesIn, st.BytesOut, st.Failures, st.Cut)
+			}
+		}
+		e.mu.Unlock()
+		if !slices.Equal(now, last) {
+			last = now
+			e.changed()
+		}
+	}
 }
 
 // Close cancels every operation, stops every forward, watch and connection, and returns

@@ -200,3 +200,44 @@ func TestReloadKeepsUntouchedForwards(t *testing.T) {
 	}
 	echo("after") // a's connection lives on
 }
+
+// TestForwardCountersReachTheSnapshot: traffic through a forward shows in the snapshot's
+// counters within a few seconds, though no state changed.
+func TestForwardCountersReachTheSnapshot(t *testing.T) {
+	tc := testcluster.Get(t)
+	ns := "roro-forward-counters"
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":          `{"name": "counters", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}]}`,
+		"apps/echo/m.yaml":   deployment("echo"),
+	})
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	ctx := testcluster.Context(t, time.Minute)
+	if err := runUp(ctx, rt, UpRequest{Forward: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitFor(t, rt, 30*time.Second, func(s *Snapshot) bool { return len(s.Forwards) == 1 && s.Forwards[0].State == forward.Connected })
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.Forwards[0].Ports[0].Local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	msg := []byte("counted")
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitFor(t, rt, 5*time.Second, func(s *Snapshot) bool {
+		f := s.Forwards[0]
+		return f.Total == 1 && f.BytesOut == int64(len(msg)) && f.BytesIn == int64(len(msg))
+	})
+}
