@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -24,6 +25,19 @@ import (
 )
 
 var portForwards = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
+
+// fieldManager marks the PortForwards the sandbox made.
+const fieldManager = "roro-sandbox"
+
+// ours reports whether the sandbox made an object (its only field manager).
+func ours(managers []metav1.ManagedFieldsEntry) bool {
+	for _, m := range managers {
+		if m.Manager != fieldManager {
+			return false
+		}
+	}
+	return len(managers) > 0
+}
 
 // server answers one pod's port-forward streams.
 type server struct {
@@ -60,8 +74,19 @@ func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interfac
 		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, err := dyn.Resource(portForwards).Namespace(pod.Namespace).Apply(actx, pod.Name, pf,
-			metav1.ApplyOptions{FieldManager: "roro-sandbox", Force: true}); err != nil {
+		// Create, never take over: a pod someone else binds (a test's binder) stays theirs; one
+		// an earlier run of ours bound is bound again to this server.
+		res := dyn.Resource(portForwards).Namespace(pod.Namespace)
+		_, err = res.Create(actx, pf, metav1.CreateOptions{FieldManager: fieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			live, gerr := res.Get(actx, pod.Name, metav1.GetOptions{})
+			if gerr != nil || !ours(live.GetManagedFields()) {
+				ln.Close()
+				return
+			}
+			_, err = res.Apply(actx, pod.Name, pf, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+		}
+		if err != nil {
 			log.Printf("bind pod %s: %v", name, err)
 			ln.Close()
 			return
