@@ -174,8 +174,14 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		}
 	}
 	for {
-		if _, ok := u.filter.Update(gtx); !ok {
+		ev, ok := u.filter.Update(gtx)
+		if !ok {
 			break
+		}
+		// Enter in the filter opens the first app it lets through, and leaves the filter.
+		if _, ok := ev.(widget.SubmitEvent); ok && len(u.visible) > 0 {
+			u.selected = u.visible[0]
+			gtx.Execute(key.FocusCmd{})
 		}
 	}
 	if u.envBtn.Clicked(gtx) {

@@ -196,6 +196,10 @@ func TestFilter(t *testing.T) {
 	if _, ok := s.find("Up api"); ok {
 		t.Error("api shows through the filter \"front\"")
 	}
+	s.key(key.NameReturn, 0) // Enter opens the first app the filter lets through
+	if s.ui.Selected() != "web" {
+		t.Errorf("Enter in the filter selected %q, want web", s.ui.Selected())
+	}
 	s.key(key.NameEscape, 0)
 	if _, ok := s.find("Up api"); !ok {
 		t.Error("Esc did not clear the filter")
