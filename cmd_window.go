@@ -10,6 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/gui"
 	"github.com/rorokube/roro/themes"
@@ -118,7 +119,13 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			if !gui.HasDisplay() {
 				continue
 			}
-			wopts := gui.Options{Theme: theme}
+			wopts := gui.Options{Theme: theme, Contexts: func() []string {
+				names, _, err := kube.Contexts(opts.cluster.kubeconfig)
+				if err != nil {
+					return nil
+				}
+				return names
+			}}
 			if os.Getenv("RORO_REPORT_FIRST_FRAME") == "1" {
 				started := opts.started
 				wopts.OnFirstFrame = func() {

@@ -24,6 +24,7 @@ type Engine interface {
 	FollowLogs(app string, sel runtime.Selection) error
 	LogLines(app, instance string) runtime.LogBuffer
 	StopLogs(app, instance string)
+	SetContext(name string)
 }
 
 var _ Engine = (*runtime.Engine)(nil)

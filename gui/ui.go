@@ -30,6 +30,8 @@ type Options struct {
 	// Invalidate asks for a new frame; pages that load in the background call it when their
 	// data arrives. The window sets it.
 	Invalidate func()
+	// Contexts lists the kubeconfig's contexts the user can point the session at.
+	Contexts func() []string
 	// OpenURL opens a forward's address in the browser; default xdg-open.
 	OpenURL func(url string) error
 	// OnFirstFrame is called once, after the window's first frame is drawn (for the start-up
@@ -50,6 +52,8 @@ type UI struct {
 	filter   widget.Editor
 	themeBtn widget.Clickable
 	envBtn   widget.Clickable
+	ctxBtn   widget.Clickable
+	contexts func() []string
 	// env is the environment actions run in; "" is each instance's own (the workspace's
 	// default unless the instance pins one).
 	env       string
@@ -94,7 +98,7 @@ func NewUI(eng Engine, opts Options) *UI {
 		invalidate: opts.Invalidate, goFonts: opts.GoFonts}
 	u.pages.init()
 	u.addrs = map[string]*addrButtons{}
-	u.openURL = opts.OpenURL
+	u.openURL, u.contexts = opts.OpenURL, opts.Contexts
 	if u.openURL == nil {
 		u.openURL = func(url string) error { return exec.Command("xdg-open", url).Start() }
 	}
@@ -186,6 +190,9 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 	}
 	if u.envBtn.Clicked(gtx) {
 		u.env = nextEnv(snap.Workspace.Environments, u.env)
+	}
+	if u.ctxBtn.Clicked(gtx) && u.contexts != nil {
+		u.eng.SetContext(nextEnv(u.contexts(), snap.Context))
 	}
 	if u.newInstUp.Clicked(gtx) && u.selected != "" {
 		name := strings.TrimSpace(u.newInst.Text())
@@ -343,6 +350,15 @@ func (u *UI) topBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimension
 					b.quiet = true
 					return b.Layout(gtx)
 				}),
+			}
+			if u.contexts != nil {
+				label := "context: per environment"
+				if snap.Context != "" {
+					label = "context: " + snap.Context
+				}
+				b := s.button(&u.ctxBtn, label, "Switch the cluster context")
+				b.quiet = true
+				children = append(children, layout.Rigid(layout.Spacer{Width: 12}.Layout), layout.Rigid(b.Layout))
 			}
 			for _, c := range snap.Connections {
 				col, hollow := s.connColor(c)

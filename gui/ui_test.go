@@ -79,6 +79,12 @@ func (f *fakeEngine) FollowLogs(app string, _ runtime.Selection) error {
 }
 func (f *fakeEngine) LogLines(string, string) runtime.LogBuffer { return runtime.LogBuffer{} }
 func (f *fakeEngine) StopLogs(app, _ string)                    { f.record("stop logs " + app) }
+func (f *fakeEngine) SetContext(name string) {
+	f.mu.Lock()
+	f.snap.Context = name
+	f.mu.Unlock()
+	f.record("context " + name)
+}
 
 func (f *fakeEngine) Calls() []string {
 	f.mu.Lock()
@@ -416,5 +422,20 @@ func TestEnvironmentAndNewInstance(t *testing.T) {
 	s.click("Switch the environment actions run in") // → back to each instance's own
 	if s.ui.env != "" {
 		t.Errorf("env %q after the cycle, want the default", s.ui.env)
+	}
+}
+
+// TestContextSwitch: the context button cycles the kubeconfig's contexts and back to each
+// environment's own.
+func TestContextSwitch(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.ui.contexts = func() []string { return []string{"kind-dev", "minikube"} }
+	s.frame()
+	for range 3 {
+		s.click("Switch the cluster context")
+	}
+	if got := strings.Join(eng.Calls(), "|"); got != "context kind-dev|context minikube|context " {
+		t.Errorf("calls %q", got)
 	}
 }

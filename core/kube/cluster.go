@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -184,4 +185,22 @@ func (c *Cluster) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInte
 		obj.SetNamespace("default")
 	}
 	return c.Dynamic.Resource(m.Resource).Namespace(obj.GetNamespace()), m, nil
+}
+
+// Contexts lists the kubeconfig's contexts, sorted, and the current one, as kubectl reads
+// them (KUBECONFIG, then ~/.kube/config, unless kubeconfig names a file).
+func Contexts(kubeconfig string) (names []string, current string, err error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	raw, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).RawConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("load kubeconfig: %w", err)
+	}
+	for name := range raw.Contexts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, raw.CurrentContext, nil
 }

@@ -55,7 +55,7 @@ func (e *Engine) syncConnsLocked() {
 		for _, x := range envs {
 			found = found || x == env
 		}
-		if !found || c.kctx != e.ws.File.Environments[env].Context {
+		if !found || c.kctx != e.contextOf(env) {
 			c.cancel()
 			delete(e.conns, env)
 		}
@@ -65,11 +65,35 @@ func (e *Engine) syncConnsLocked() {
 			continue
 		}
 		ctx, cancel := context.WithCancel(e.ctx)
-		c := &conn{env: env, kctx: e.ws.File.Environments[env].Context, cancel: cancel, state: Connecting, since: e.opts.Now(),
+		c := &conn{env: env, kctx: e.contextOf(env), cancel: cancel, state: Connecting, since: e.opts.Now(),
 			attempted: make(chan struct{}), retry: make(chan struct{}, 1)}
 		e.conns[env] = c
 		e.wg.Go(func() { e.runConn(ctx, c) })
 	}
+}
+
+// contextOf is the kubeconfig context environment env runs on: the one the user picked for
+// this session, else the environment's "context" in roro.json ("" for the current one).
+func (e *Engine) contextOf(env string) string {
+	if e.contextOverride != "" {
+		return e.contextOverride
+	}
+	return e.ws.File.Environments[env].Context
+}
+
+// SetContext points every environment at the kubeconfig context name for this session ("" goes
+// back to each environment's own): the connections reconnect there, and operations that run
+// already finish where they started.
+func (e *Engine) SetContext(name string) {
+	e.mu.Lock()
+	if e.closed || e.contextOverride == name {
+		e.mu.Unlock()
+		return
+	}
+	e.contextOverride = name
+	e.syncConnsLocked()
+	e.mu.Unlock()
+	e.changed()
 }
 
 // retire ends a connection whose environment left the workspace (or changed its context):

@@ -60,6 +60,8 @@ type Engine struct {
 	fwErrs   map[InstanceKey]string // why an instance's forwards are not running
 	logs     map[InstanceKey]*logFollower
 	retired  []Cluster // of connections that ended while operations may still use them
+	// contextOverride is the kubeconfig context the user picked for this session.
+	contextOverride string
 	git      GitView
 	version  uint64
 
@@ -256,7 +258,7 @@ func (e *Engine) build() *Snapshot {
 	defer e.mu.Unlock()
 	e.version++
 	ws := e.ws
-	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git,
+	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git, Context: e.contextOverride,
 		Workspace: WorkspaceView{Name: ws.File.Name, Dir: ws.Dir, DefaultEnvironment: ws.File.DefaultEnvironment, Environments: ws.EnvironmentNames()}}
 	// Running instances, from every connected environment's watch.
 	running := map[InstanceKey]InstanceView{}

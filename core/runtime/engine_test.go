@@ -14,7 +14,9 @@ import (
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/forward"
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // levelled is a workspace whose dependency levels are: db and cache (0), api and worker (1),
@@ -627,4 +629,46 @@ func TestStoreUpdatesDoNotLoseEachOther(t *testing.T) {
 	if n := len(st.Load().Deployed); n != 20 {
 		t.Errorf("%d of 20 records survived", n)
 	}
+}
+
+// TestEngineSetContext: picking a kubeconfig context for the session reconnects every
+// environment there; going back reconnects each to its own.
+func TestEngineSetContext(t *testing.T) {
+	fc := newFakeCluster()
+	var mu sync.Mutex
+	var asked []string
+	connect := func(_ context.Context, env, kctx string) (Cluster, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, env+"@"+kctx)
+		return fc, nil
+	}
+	files := map[string]string{"roro.json": `{"name": "ctx", "members": ["apps/*"], "environments": {"dev": {}, "prod": {"context": "prod-cluster"}}}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"]}`, "apps/a/m.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"}
+	ws, err := workspace.Load(testfs.Layout(t, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fakeEngine(t, ws, fc, func(o *Options) { o.Connect = connect })
+	has := func(want ...string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, w := range want {
+			if !slices.Contains(asked, w) {
+				return false
+			}
+		}
+		return true
+	}
+	eventually(t, 5*time.Second, func() bool { return has("dev@", "prod@prod-cluster") })
+	e.SetContext("kind-dev")
+	eventually(t, 5*time.Second, func() bool { return has("dev@kind-dev", "prod@kind-dev") })
+	if s := waitFor(t, e, 5*time.Second, func(s *Snapshot) bool { return s.Context == "kind-dev" }); len(s.Connections) != 2 {
+		t.Errorf("connections %+v", s.Connections)
+	}
+	mu.Lock()
+	asked = nil
+	mu.Unlock()
+	e.SetContext("")
+	eventually(t, 5*time.Second, func() bool { return has("dev@", "prod@prod-cluster") })
 }

@@ -28,6 +28,9 @@ type Snapshot struct {
 	Forwards []ForwardView
 	// Git is the workspace's git sync state; the git layer fills it.
 	Git GitView
+	// Context is the kubeconfig context the user picked for this session (SetContext); ""
+	// when each environment uses its own.
+	Context string
 }
 
 // WorkspaceView describes the loaded workspace.
