@@ -62,8 +62,8 @@ type Engine struct {
 	retired  []Cluster // of connections that ended while operations may still use them
 	// contextOverride is the kubeconfig context the user picked for this session.
 	contextOverride string
-	git      GitView
-	version  uint64
+	git             GitView
+	version         uint64
 
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
