@@ -79,10 +79,7 @@ func BenchmarkWindow(b *testing.B) {
 	tc := testcluster.Get(b)
 	tc.InstallDevEnvironments(b)
 	disp := testdisplay.Start(b)
-	dir := b.TempDir()
-	if err := os.CopyFS(dir, os.DirFS("fixtures/demo")); err != nil {
-		b.Fatal(err)
-	}
+	dir := demoCopy(b, "bench-")
 	ns := "roro-window-bench"
 	var forwards []string
 	for i := range 10 {

@@ -80,17 +80,14 @@ func TestWindowEndToEnd(t *testing.T) {
 	tc.InstallDevEnvironments(t)
 	disp := testdisplay.Start(t)
 	bus := testdbus.Start(t) // before roro starts: its environment carries the bus
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS("fixtures/demo")); err != nil {
-		t.Fatal(err)
-	}
+	dir := demoCopy(t, "e2e-")
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
 	up, sel := where(t, dir, "Up api"), where(t, dir, "Select api")
 	// api's pods answer HTTP with their names, as on the sandbox.
 	sctx, stopSandbox := context.WithCancel(context.Background())
 	sandboxDone := make(chan error, 1)
-	go func() { sandboxDone <- sandbox.Serve(sctx, tc.Config.Host, "demo-api", tc.Kube, tc.Dynamic) }()
+	go func() { sandboxDone <- sandbox.Serve(sctx, tc.Config.Host, "e2e-demo-api", tc.Kube, tc.Dynamic) }()
 	t.Cleanup(func() { stopSandbox(); <-sandboxDone })
 
 	cmd := exec.Command(os.Args[0], kc...)
@@ -123,7 +120,7 @@ func TestWindowEndToEnd(t *testing.T) {
 
 	ctx := testcluster.Context(t, 40*time.Second)
 	err := testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		d, err := tc.Kube.AppsV1().Deployments("demo-api").Get(ctx, "api", metav1.GetOptions{})
+		d, err := tc.Kube.AppsV1().Deployments("e2e-demo-api").Get(ctx, "api", metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
@@ -158,14 +155,14 @@ func TestWindowEndToEnd(t *testing.T) {
 	// Up from the window starts the forwards: an HTTP request through api's reaches its pod;
 	// after the pod is deleted, the same address reaches its replacement.
 	first := httpThrough(t, ctx, "http://127.0.0.1:18080/", "")
-	pods, err := tc.Kube.CoreV1().Pods("demo-api").List(ctx, metav1.ListOptions{})
+	pods, err := tc.Kube.CoreV1().Pods("e2e-demo-api").List(ctx, metav1.ListOptions{})
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("api's pods: %v %d", err, len(pods.Items))
 	}
 	if !strings.Contains(first, pods.Items[0].Name) {
 		t.Errorf("the answer %q is not from pod %s", first, pods.Items[0].Name)
 	}
-	if err := tc.Kube.CoreV1().Pods("demo-api").Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
+	if err := tc.Kube.CoreV1().Pods("e2e-demo-api").Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if second := httpThrough(t, ctx, "http://127.0.0.1:18080/", pods.Items[0].Name); second == first {
@@ -194,7 +191,7 @@ func TestWindowEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-		_, err := tc.Kube.AppsV1().Deployments("demo-api").Get(ctx, "api", metav1.GetOptions{})
+		_, err := tc.Kube.AppsV1().Deployments("e2e-demo-api").Get(ctx, "api", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
@@ -246,4 +243,37 @@ func httpThrough(t *testing.T, ctx context.Context, url, not string) string {
 		t.Fatalf("GET %s never answered (not from %q): %v; last %q", url, not, err, body)
 	}
 	return body
+}
+
+// demoCopy copies the demo workspace with its name and its apps' namespaces prefixed, so that a test of the
+// desktop app never shares namespaces with the engine's demo tests running beside it.
+func demoCopy(t testing.TB, prefix string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("fixtures/demo")); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(dir, "roro.json")
+	data, err := os.ReadFile(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ws, []byte(strings.Replace(string(data), `"name": "demo"`, `"name": "`+prefix+`demo"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"api", "db", "web"} {
+		p := filepath.Join(dir, "apps", app, "app.json")
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := strings.Replace(string(data), `"namespace": "demo-`, `"namespace": "`+prefix+`demo-`, 1)
+		if moved == string(data) {
+			t.Fatalf("fixture changed: no demo namespace in %s", p)
+		}
+		if err := os.WriteFile(p, []byte(moved), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -72,7 +72,7 @@ type Cluster interface {
 	// Instances lists roro's instances in the cluster once, with their objects' health.
 	Instances(ctx context.Context) ([]InstanceView, error)
 	// Running reports whether an instance is deployed, and in which environment.
-	Running(ctx context.Context, app string, inst render.InstanceInfo) (env string, running bool, err error)
+	Running(ctx context.Context, t Target) (env string, running bool, err error)
 	// Plan renders targets with their env and dry-runs what the server can judge now.
 	// Nothing is written.
 	Plan(ctx context.Context, targets []Target, opts kube.ApplyOptions, report Reporter) ([]*Plan, error)

@@ -121,10 +121,10 @@ func (f *fakeCluster) instances() []InstanceView {
 
 func (f *fakeCluster) Instances(context.Context) ([]InstanceView, error) { return f.instances(), nil }
 
-func (f *fakeCluster) Running(_ context.Context, app string, inst render.InstanceInfo) (string, bool, error) {
+func (f *fakeCluster) Running(_ context.Context, t Target) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return "", f.running[InstanceKey{app, inst.Name}], nil
+	return "", f.running[t.Key()], nil
 }
 
 func (f *fakeCluster) Plan(_ context.Context, targets []Target, _ kube.ApplyOptions, report Reporter) ([]*Plan, error) {

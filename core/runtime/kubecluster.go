@@ -88,8 +88,8 @@ func (k *kubeCluster) views(invs []kube.Inventory) []InstanceView {
 	return out
 }
 
-func (k *kubeCluster) Running(ctx context.Context, app string, inst render.InstanceInfo) (string, bool, error) {
-	p, err := findParent(ctx, k.c, app, inst)
+func (k *kubeCluster) Running(ctx context.Context, t Target) (string, bool, error) {
+	p, err := findParent(ctx, k.c, t)
 	if err != nil || p == nil {
 		return "", false, err
 	}
@@ -482,7 +482,7 @@ func (k *kubeCluster) Wait(ctx context.Context, p *Plan, timeout time.Duration, 
 }
 
 func (k *kubeCluster) Restart(ctx context.Context, t Target, report Reporter) error {
-	parent, err := findParent(ctx, k.c, t.App.Name, t.Instance)
+	parent, err := findParent(ctx, k.c, t)
 	if err != nil {
 		return err
 	}
@@ -535,7 +535,7 @@ func (k *kubeCluster) Restart(ctx context.Context, t Target, report Reporter) er
 }
 
 func (k *kubeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {
-	parent, err := findParent(ctx, k.c, t.App.Name, t.Instance)
+	parent, err := findParent(ctx, k.c, t)
 	if err != nil {
 		return err
 	}
@@ -553,8 +553,10 @@ func (k *kubeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, 
 }
 
 // findParent finds an instance's ApplySet parent: where this workspace would put it, or, when
-// the workspace has changed since, by the app and instance labels anywhere in the cluster.
-func findParent(ctx context.Context, c *kube.Cluster, app string, inst render.InstanceInfo) (*kube.Parent, error) {
+// the workspace has changed since, by the app and instance labels anywhere in the cluster —
+// never another workspace's instance of an app of the same name.
+func findParent(ctx context.Context, c *kube.Cluster, t Target) (*kube.Parent, error) {
+	app, inst := t.App.Name, t.Instance
 	set := render.NewApplySet(app, inst)
 	p, err := c.ReadParent(ctx, kube.ApplySet{ParentName: set.ParentName, ParentNamespace: set.ParentNamespace, ID: set.ID})
 	if err != nil || p != nil {
@@ -565,7 +567,7 @@ func findParent(ctx context.Context, c *kube.Cluster, app string, inst render.In
 		return nil, err
 	}
 	for _, p := range all {
-		if p.Set.App == app && p.Set.Instance == inst.Name {
+		if p.Set.App == app && p.Set.Instance == inst.Name && (p.Set.Workspace == "" || p.Set.Workspace == t.WS.File.Name) {
 			return p, nil
 		}
 	}

@@ -36,7 +36,7 @@ func (k *kubeCluster) Delete(ctx context.Context, t Target, opts DownOptions, re
 	app, inst := t.App.Name, t.Instance.Name
 	out := DownResult{App: app, Instance: inst}
 	c := k.c
-	parent, err := findParent(ctx, c, app, t.Instance)
+	parent, err := findParent(ctx, c, t)
 	if err != nil || parent == nil {
 		return out, err
 	}
@@ -153,7 +153,7 @@ func (k *kubeCluster) Diff(ctx context.Context, t Target) (string, error) {
 		}
 		writeDiff(&b, kube.Ref(o), live, after, secrets)
 	}
-	if parent, err := findParent(ctx, c, t.App.Name, t.Instance); err == nil && parent != nil {
+	if parent, err := findParent(ctx, c, t); err == nil && parent != nil {
 		members, err := c.Members(ctx, parent)
 		if err != nil {
 			return "", err

@@ -196,7 +196,7 @@ func (e *Engine) skipRunning(ctx context.Context, op *Operation, clusters map[st
 	var out []upTarget
 	for _, t := range targets {
 		if t.onlyIfMissing {
-			env, running, err := clusters[t.Environment].Running(ctx, t.App.Name, t.Instance)
+			env, running, err := clusters[t.Environment].Running(ctx, t.Target)
 			if err != nil {
 				return nil, &AppError{App: t.App.Name, Err: err}
 			}
