@@ -53,7 +53,7 @@ func TestForwardCommand(t *testing.T) {
 	if code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...); code != exitOK {
 		t.Fatalf("up: %s", errOut)
 	}
-	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	binder := testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut lockedBuffer
 	done := make(chan int, 1)
@@ -71,6 +71,12 @@ func TestForwardCommand(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("forward never reported its port and pod: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	// The forward may reach the pod before the binder has given it a server: wait for it, as
+	// a real pod's port listens before the pod is Ready.
+	pod := regexp.MustCompile(`connected pod (echo-[a-z0-9-]+)`).FindStringSubmatch(out.String())[1]
+	if _, err := binder.WaitBound(testcluster.Context(t, 30*time.Second), pod); err != nil {
+		t.Fatal(err)
 	}
 	c, err := net.Dial("tcp", local)
 	if err != nil {
