@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -131,6 +132,9 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 				wopts.OnFirstFrame = func() {
 					fmt.Fprintf(opts.stderr, "roro: first frame %d µs after start\n", time.Since(started).Microseconds())
 				}
+			}
+			if path := os.Getenv("RORO_TEST_STATE_DUMP"); path != "" {
+				wopts.Drawn = func(lines []string) { _ = runtime.WriteFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600) }
 			}
 			win = gui.NewWindow(eng, title, wopts)
 			go func() { closed <- win.Run(ctx) }()

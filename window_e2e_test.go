@@ -93,7 +93,8 @@ func TestWindowEndToEnd(t *testing.T) {
 	cmd := exec.Command(os.Args[0], kc...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	env := append(disp.Env(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir())
+	drawn := filepath.Join(t.TempDir(), "drawn.txt") // what the window drew, frame by frame
+	env := append(disp.Env(), "RORO_TEST_MAIN=1", "XDG_STATE_HOME="+t.TempDir(), "XDG_RUNTIME_DIR="+t.TempDir(), "RORO_TEST_STATE_DUMP="+drawn)
 	cmd.Env = env
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -165,8 +166,19 @@ func TestWindowEndToEnd(t *testing.T) {
 	if err := tc.Kube.CoreV1().Pods("e2e-demo-api").Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if second := httpThrough(t, ctx, "http://127.0.0.1:18080/", pods.Items[0].Name); second == first {
-		t.Errorf("the forward still reaches the deleted pod: %q", second)
+	replaced := httpThrough(t, ctx, "http://127.0.0.1:18080/", pods.Items[0].Name)
+	if replaced == first {
+		t.Errorf("the forward still reaches the deleted pod: %q", replaced)
+	}
+	// The window shows the forward reconnected, to the new pod.
+	newPod := strings.Fields(strings.TrimPrefix(replaced, "Hello from pod e2e-demo-api/"))[0]
+	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		b, _ := os.ReadFile(drawn)
+		return strings.Contains(string(b), "127.0.0.1:18080 → service/api:http") && strings.Contains(string(b), "connected to pod "+newPod), nil
+	})
+	if err != nil {
+		b, _ := os.ReadFile(drawn)
+		t.Fatalf("the window never showed the forward connected to the new pod %s:\n%s", newPod, b)
 	}
 	// The tray, over D-Bus as the desktop would: its menu says all is well, and its Down on
 	// api takes api down (and its forwards with it).

@@ -265,6 +265,7 @@ func (u *UI) forwardStatus(st forward.Status) []layout.Widget {
 	if st.Reason != "" && st.State != forward.Connected {
 		state += ": " + st.Reason
 	}
+	u.lines = append(u.lines, "forward "+strings.Join(addrs, " ")+" "+state)
 	out := []layout.Widget{
 		func(gtx layout.Context) layout.Dimensions {
 			return layout.Flex{Alignment: layout.Middle}.Layout(gtx,

@@ -37,6 +37,9 @@ type Options struct {
 	// OnFirstFrame is called once, after the window's first frame is drawn (for the start-up
 	// benchmark).
 	OnFirstFrame func()
+	// Drawn, when set, receives after each frame the lines of state the frame drew (forwards,
+	// connections): a state dump for end-to-end tests, which cannot read the screen's text.
+	Drawn func(lines []string)
 	// GoFonts draws with Gio's embedded Go fonts instead of the system's, so that a
 	// rendering is the same on every machine (the reference-image tests).
 	GoFonts bool
@@ -54,6 +57,9 @@ type UI struct {
 	envBtn   widget.Clickable
 	ctxBtn   widget.Clickable
 	contexts func() []string
+	drawn    func([]string)
+	// lines collects the state lines of the frame being drawn, for drawn.
+	lines []string
 	// env is the environment actions run in; "" is each instance's own (the workspace's
 	// default unless the instance pins one).
 	env       string
@@ -98,7 +104,7 @@ func NewUI(eng Engine, opts Options) *UI {
 		invalidate: opts.Invalidate, goFonts: opts.GoFonts}
 	u.pages.init()
 	u.addrs = map[string]*addrButtons{}
-	u.openURL, u.contexts = opts.OpenURL, opts.Contexts
+	u.openURL, u.contexts, u.drawn = opts.OpenURL, opts.Contexts, opts.Drawn
 	if u.openURL == nil {
 		u.openURL = func(url string) error { return exec.Command("xdg-open", url).Start() }
 	}
@@ -132,6 +138,10 @@ func (u *UI) Selected() string { return u.selected }
 func (u *UI) Layout(gtx layout.Context) layout.Dimensions {
 	snap := u.eng.Snapshot()
 	u.update(gtx, snap)
+	u.lines = u.lines[:0]
+	if u.drawn != nil {
+		defer func() { u.drawn(slices.Clone(u.lines)) }()
+	}
 	return fill(gtx, u.style.pal.Bg, func(gtx layout.Context) layout.Dimensions {
 		return layout.Flex{Axis: layout.Vertical}.Layout(gtx,
 			layout.Rigid(func(gtx layout.Context) layout.Dimensions { return u.topBar(gtx, snap) }),
@@ -366,6 +376,7 @@ func (u *UI) topBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimension
 				if c.Environment != "" {
 					txt = c.Environment + ": " + txt
 				}
+				u.lines = append(u.lines, "connection "+txt)
 				children = append(children,
 					layout.Rigid(layout.Spacer{Width: 16}.Layout),
 					layout.Rigid(func(gtx layout.Context) layout.Dimensions { return dot(gtx, col, hollow, 10) }),
