@@ -70,7 +70,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 		}
 		fmt.Fprintln(opts.stderr, "roro: no D-Bus session bus, so no tray icon; the window works without it")
 	}
-	defer func() { <-trayDone }()
+	defer func() { quit(); <-trayDone }() // the tray ends with ctx, whatever ends this
 	ws := eng.Workspace()
 	title := "Roro — " + ws.File.Name + " (" + filepath.Base(ws.Dir) + ")"
 	// The desktop's light or dark preference, followed live (the settings portal over D-Bus).
