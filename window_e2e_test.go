@@ -147,11 +147,27 @@ func TestWindowEndToEnd(t *testing.T) {
 		shot = disp.Screenshot()
 		return near(shot.At(dotAt.X, dotAt.Y), healthy), nil
 	})
-	if dir := os.Getenv("RORO_SCREENSHOT_DIR"); dir != "" && shot != nil {
-		testdisplay.Save(t, shot, filepath.Join(dir, "window-light.png"))
-	}
 	if err != nil {
 		t.Fatalf("api's dot at %v is %v, not healthy %v", dotAt, shot.At(dotAt.X, dotAt.Y), healthy)
+	}
+	// The screenshots the README shows, light and dark, when asked for.
+	if shots := os.Getenv("RORO_SCREENSHOT_DIR"); shots != "" {
+		crop := func(img image.Image) image.Image {
+			return img.(interface {
+				SubImage(image.Rectangle) image.Image
+			}).SubImage(image.Rectangle{Max: windowSize})
+		}
+		testdisplay.Save(t, crop(shot), filepath.Join(shots, "window-light.png"))
+		dark := where(t, dir, "Switch to the dark theme")
+		disp.Click((dark.Min.X+dark.Max.X)/2, (dark.Min.Y+dark.Max.Y)/2)
+		darkHealthy := themes.DarkPalette().Healthy
+		_ = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+			shot = disp.Screenshot()
+			return near(shot.At(dotAt.X, dotAt.Y), darkHealthy), nil
+		})
+		testdisplay.Save(t, crop(shot), filepath.Join(shots, "window-dark.png"))
+		light := where(t, dir, "Switch to the dark theme") // the same place, now "light"
+		disp.Click((light.Min.X+light.Max.X)/2, (light.Min.Y+light.Max.Y)/2)
 	}
 	// Up from the window starts the forwards: an HTTP request through api's reaches its pod;
 	// after the pod is deleted, the same address reaches its replacement.
