@@ -3,7 +3,6 @@ package render
 import (
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -118,7 +117,7 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 	}
 	files := make([]File, 0, len(app.Manifests))
 	for _, rel := range app.Manifests {
-		src, err := os.ReadFile(filepath.Join(app.Dir, filepath.FromSlash(rel)))
+		src, err := workspace.ReadFile(ws.Dir, filepath.Join(app.Dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}

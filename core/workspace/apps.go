@@ -22,7 +22,7 @@ const DefaultInstance = "default"
 func loadApp(ws *Workspace, dir string) (*App, []error) {
 	path := filepath.Join(dir, AppFileName)
 	app := &App{Dir: dir, Name: filepath.Base(dir)}
-	if err := decodeFile(path, &app.File); err != nil {
+	if err := decodeFile(ws.Dir, path, &app.File); err != nil {
 		return nil, []error{err}
 	}
 	if app.File.Name != "" {
@@ -150,6 +150,9 @@ func matchManifests(dir string, globs []string) ([]string, error) {
 			if err != nil || info.IsDir() {
 				continue
 			}
+			if !info.Mode().IsRegular() {
+				return nil, fmt.Errorf("manifests: %s is not a regular file (%s): roro reads only regular files", m, kindOf(info.Mode()))
+			}
 			real, err := realPath(m, realDirs)
 			if err != nil {
 				return nil, fmt.Errorf("manifests: %s: %w", m, err)
@@ -212,7 +215,7 @@ func loadEnvValues(ws *Workspace, dir string) (map[string]map[string]any, error)
 			continue
 		}
 		var values map[string]any
-		if err := decodeFile(path, &values); err != nil {
+		if err := decodeFile(ws.Dir, path, &values); err != nil {
 			errs = append(errs, err)
 			continue
 		}

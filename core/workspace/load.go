@@ -36,7 +36,7 @@ func Load(dir string) (*Workspace, error) {
 	}
 	ws := &Workspace{Dir: abs}
 	path := filepath.Join(abs, FileName)
-	if err := decodeFile(path, &ws.File); err != nil {
+	if err := decodeFile(abs, path, &ws.File); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -137,10 +137,15 @@ func memberDirs(root string, globs []string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("member %q: %w", g, err)
 		}
+		n := 0
 		for _, m := range matches {
-			if _, err := os.Stat(filepath.Join(m, AppFileName)); err == nil {
+			if _, err := os.Lstat(filepath.Join(m, AppFileName)); err == nil {
 				set[m] = true
+				n++
 			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("member %q matches no app folder (a folder holding %s) in %s: fix the glob, or add an app", g, AppFileName, root)
 		}
 	}
 	dirs := make([]string, 0, len(set))
@@ -151,12 +156,12 @@ func memberDirs(root string, globs []string) ([]string, error) {
 	return dirs, nil
 }
 
-// decodeFile reads one JSON file strictly: unknown fields and wrong types are errors that name
-// the file, line and column.
-func decodeFile(path string, v any) error {
-	data, err := os.ReadFile(path)
+// decodeFile reads one JSON file of the workspace at root strictly (see ReadFile): unknown
+// fields and wrong types are errors that name the file, line and column.
+func decodeFile(root, path string, v any) error {
+	data, err := ReadFile(root, path)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return err
 	}
 	return decode(path, data, v)
 }
