@@ -68,10 +68,12 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 // sprig's, and Helm's toYaml, fromYaml, fromJson and required. Built once; never modified.
 var baseFuncs = sync.OnceValue(func() template.FuncMap {
 	funcs := sprig.TxtFuncMap()
-	// Templates must not read the host environment behind the workspace's back; env sources
-	// are declared in app.json. Helm removes these two for the same reason.
+	// A workspace is untrusted: its templates must not read the host environment behind its
+	// back (env sources are declared in app.json), nor reach the network (getHostByName can
+	// send a value out through DNS). Helm removes the same.
 	delete(funcs, "env")
 	delete(funcs, "expandenv")
+	delete(funcs, "getHostByName")
 	funcs["toYaml"] = toYAML
 	funcs["fromYaml"] = fromYAML
 	funcs["fromJson"] = fromJSON
