@@ -63,5 +63,6 @@ func (r ObjectReader) ReadField(ctx context.Context, f render.ObjectField) (stri
 	case 1:
 		return values[0], nil
 	}
-	return "", fmt.Errorf("%s: %d matches (%s), want one: narrow the expression, for example with a filter [?(@.name==\"x\")]", f, len(values), strings.Join(values, ", "))
+	// The matches are not shown: they may be secrets (tokens, passwords).
+	return "", fmt.Errorf("%s: %d matches, want one: narrow the expression, for example with a filter [?(@.name==\"x\")]", f, len(values))
 }

@@ -50,11 +50,19 @@ func TestReadFieldErrors(t *testing.T) {
 		{"bad expression", field("dev", "{.spec[}"),
 			[]string{"bad JSONPath"}},
 	}
+	tests = append(tests, struct {
+		name  string
+		field render.ObjectField
+		want  []string
+	}{"several tokens, none shown", field("dev", "{.spec.tokens[0].*}"), []string{"2 matches", "want one"}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := r.ReadField(context.Background(), tt.field)
 			if err == nil {
 				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "dev-token-0f3c9a") {
+				t.Errorf("the error shows a token it matched: %v", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
