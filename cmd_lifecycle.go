@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -288,11 +287,11 @@ with JSONPath) for an environment and print them as NAME=value. Secret values (m
 				}
 				slices.Sort(names)
 				if export != "" {
-					var b strings.Builder
-					for _, n := range names {
-						fmt.Fprintf(&b, "%s=%s\n", n, dotenvQuote(env.Values[n]))
+					data, err := env.DotEnv()
+					if err != nil {
+						return fmt.Errorf("export %s: %w", export, err)
 					}
-					if err := runtime.WriteFileAtomic(export, []byte(b.String()), 0o600); err != nil {
+					if err := runtime.WriteFileAtomic(export, []byte(data), 0o600); err != nil {
 						return fmt.Errorf("export %s: %w", export, err)
 					}
 					fmt.Fprintf(opts.stderr, "wrote %d variables to %s (mode 0600)\n", len(names), export)
@@ -323,14 +322,6 @@ func maskIf(v string, secret bool) string {
 		return render.SecretMask
 	}
 	return v
-}
-
-// dotenvQuote quotes a value for a .env file when it needs it.
-func dotenvQuote(v string) string {
-	if v != "" && !strings.ContainsAny(v, " \t\n\"'$#\\=") {
-		return v
-	}
-	return strconv.Quote(v)
 }
 
 func newDiffCommand(opts *options) *cobra.Command {

@@ -309,7 +309,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	info, err := os.Stat(envFile)
 	data, _ := os.ReadFile(envFile)
-	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "DB_PASSWORD="+password+"\nTOKEN="+token+"\n" {
+	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "DB_PASSWORD='"+password+"'\nTOKEN='"+token+"'\n" {
 		t.Errorf("exported file: %v, mode %v, %q", err, info.Mode().Perm(), data)
 	}
 }

@@ -86,8 +86,11 @@ func (u *UI) updatePages(gtx layout.Context) {
 	}
 	if p.copyEnv.Clicked(gtx) {
 		if env, _, err := p.env.get(u.selected, false, nil, nil); err == nil && env != nil {
-			gtx.Execute(clipboard.WriteCmd{Type: "application/text", Data: io.NopCloser(strings.NewReader(dotenv(env)))})
-			u.noteErr(u.selected, nil)
+			data, err := env.DotEnv()
+			if err == nil {
+				gtx.Execute(clipboard.WriteCmd{Type: "application/text", Data: io.NopCloser(strings.NewReader(data))})
+			}
+			u.noteErr(u.selected, err)
 		}
 	}
 	for {
@@ -109,20 +112,6 @@ func (u *UI) updatePages(gtx layout.Context) {
 		}
 		p.following = want
 	}
-}
-
-// dotenv is env as a .env file, every value in clear (the user asked to copy them).
-func dotenv(env *render.Env) string {
-	names := make([]string, 0, len(env.Values))
-	for n := range env.Values {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var b strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s=%q\n", n, env.Values[n])
-	}
-	return b.String()
 }
 
 // tabBar draws the app's tabs, the current one marked.

@@ -346,7 +346,7 @@ func TestSecretsStayMaskedUntilRevealed(t *testing.T) {
 		t.Error("Hide left the secret shown")
 	}
 	s.click("Copy the env of api as .env")
-	if _, data, ok := s.r.WriteClipboard(); !ok || !strings.Contains(string(data), `API_TOKEN="s3cr3t-token"`) {
+	if _, data, ok := s.r.WriteClipboard(); !ok || !strings.Contains(string(data), `API_TOKEN='s3cr3t-token'`) {
 		t.Errorf("clipboard %q %v", data, ok)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -108,4 +110,24 @@ func ResolveEnv(ctx context.Context, app *workspace.App, env string, lookupHost 
 // or not the source says so.
 func fromSecret(ref *workspace.ObjectRef) bool {
 	return ref != nil && ref.Kind == "Secret" && ref.APIVersion == "v1"
+}
+
+// DotEnv writes env as a .env file, every value in clear, single-quoted so that sourcing the
+// file in a shell runs nothing ($(…), backticks, ;, | stay text). A value holding a control
+// character (a newline among them) cannot be written safely and is an error naming it.
+func (e *Env) DotEnv() (string, error) {
+	names := make([]string, 0, len(e.Values))
+	for n := range e.Values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		v := e.Values[n]
+		if i := strings.IndexFunc(v, unicode.IsControl); i >= 0 {
+			return "", fmt.Errorf("the value of %s holds a control character (%q at byte %d): a .env file cannot carry it safely", n, v[i], i)
+		}
+		fmt.Fprintf(&b, "%s='%s'\n", n, strings.ReplaceAll(v, "'", `'\''`))
+	}
+	return b.String(), nil
 }
