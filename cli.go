@@ -44,6 +44,8 @@ type options struct {
 	watch bool
 	// noWindow keeps only the tray icon (roro --no-window).
 	noWindow bool
+	// allowAddress lets forwards listen beyond loopback (--allow-forward-address).
+	allowAddress bool
 	// started is when the process started (the start-up benchmark measures from it).
 	started time.Time
 	stdout  io.Writer
@@ -106,6 +108,8 @@ display it says so and exits; the subcommands below work anywhere.`,
 		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
 	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
 	opts.cluster.register(root)
+	root.PersistentFlags().BoolVar(&opts.allowAddress, "allow-forward-address", false,
+		"let forwards listen on the address app.json gives even beyond 127.0.0.1 (a workspace alone cannot open a port to the network)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts))

@@ -43,12 +43,13 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 		return nil, err
 	}
 	return runtime.New(ws, runtime.Options{
-		Connect:    runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
-		Store:      runtime.NewStore(stateDir, ws.Dir),
-		LookupHost: os.LookupEnv,
-		Now:        time.Now,
-		Transport:  opts.transport,
-		Watch:      opts.watch,
+		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
+		Store:            runtime.NewStore(stateDir, ws.Dir),
+		LookupHost:       os.LookupEnv,
+		Now:              time.Now,
+		Transport:        opts.transport,
+		Watch:            opts.watch,
+		AllowNonLoopback: opts.allowAddress,
 	})
 }
 

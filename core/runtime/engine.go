@@ -31,6 +31,9 @@ type Options struct {
 	PingEvery time.Duration
 	// KeepOperations is how many finished operations the snapshot keeps (default 20).
 	KeepOperations int
+	// AllowNonLoopback lets forwards listen on addresses beyond loopback when app.json asks
+	// (the user's choice on their machine, never the workspace's).
+	AllowNonLoopback bool
 	// Watch turns on the watches that keep the snapshot's instances current (the window and
 	// the tray want them; one-shot CLI commands do not).
 	Watch bool

@@ -672,3 +672,30 @@ func TestEngineSetContext(t *testing.T) {
 	e.SetContext("")
 	eventually(t, 5*time.Second, func() bool { return has("dev@", "prod@prod-cluster") })
 }
+
+// TestForwardsStayOnLoopback: a workspace cannot make a forward listen beyond loopback; the
+// user can allow it on their machine.
+func TestForwardsStayOnLoopback(t *testing.T) {
+	apps := map[string]string{"db": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/db", "ports": ["0:5432"], "address": "0.0.0.0"}]}`}
+	fc := newFakeCluster()
+	e := fakeEngine(t, fakeWorkspace(t, apps), fc)
+	err := e.StartForwards(context.Background(), "db", Selection{})
+	if err == nil || !strings.Contains(err.Error(), `forwards[0].address "0.0.0.0" would open service/db to the network`) {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := e.Up(UpRequest{Forward: true}); err == nil || !strings.Contains(err.Error(), "--allow-forward-address") {
+		t.Errorf("up --forward: %v", err)
+	}
+	if len(fc.Calls()) != 0 {
+		t.Errorf("calls %v", fc.Calls())
+	}
+	allowed := fakeEngine(t, fakeWorkspace(t, apps), newFakeCluster(), func(o *Options) { o.AllowNonLoopback = true })
+	if err := allowed.StartForwards(context.Background(), "db", Selection{}); err != nil {
+		t.Errorf("allowed: %v", err)
+	}
+	for _, a := range []string{"", "127.0.0.1", "127.0.0.5", "::1", "localhost"} {
+		if !loopback(a) {
+			t.Errorf("%q is loopback", a)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -44,6 +45,30 @@ func forwardSpecs(app *workspace.App, inst render.InstanceInfo) ([]forward.Spec,
 		specs = append(specs, s)
 	}
 	return specs, nil
+}
+
+// loopback reports whether a forward's bind address stays on this machine.
+func loopback(addr string) bool {
+	if addr == "" || addr == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkAddresses refuses forwards that would listen beyond loopback unless the user allowed
+// it on this machine: a workspace is untrusted, and must not open a database to the network.
+func (e *Engine) checkAddresses(app *workspace.App) error {
+	if e.opts.AllowNonLoopback {
+		return nil
+	}
+	for i, fw := range app.File.Forwards {
+		if !loopback(fw.Address) {
+			return fmt.Errorf("%s: forwards[%d].address %q would open %s to the network: roro listens beyond 127.0.0.1 only when you allow it on this machine (--allow-forward-address)",
+				filepath.Join(app.Dir, workspace.AppFileName), i, fw.Address, fw.Target)
+		}
+	}
+	return nil
 }
 
 // checkForwards reports what is wrong with an app's forwards, before anything is applied,
@@ -100,7 +125,10 @@ func (e *Engine) StartForwards(ctx context.Context, app string, sel Selection) e
 
 // startForwards starts t's forwards on c; its error is also shown in the snapshot.
 func (e *Engine) startForwards(ctx context.Context, c Cluster, t Target) error {
-	err := e.bindForwards(ctx, c, t)
+	err := e.checkAddresses(t.App)
+	if err == nil {
+		err = e.bindForwards(ctx, c, t)
+	}
 	if !errors.Is(err, ErrClosed) {
 		e.noteForwardError(t.Key(), err)
 	}

@@ -112,7 +112,11 @@ func (e *Engine) upTargets(ws *workspace.Workspace, req UpRequest) ([]upTarget, 
 			continue
 		}
 		if req.Forward {
-			if err := checkForwards(app); err != nil {
+			err := checkForwards(app)
+			if err == nil {
+				err = e.checkAddresses(app)
+			}
+			if err != nil {
 				errs = append(errs, &AppError{App: app.Name, Err: err})
 				continue
 			}
