@@ -59,6 +59,8 @@ func TestHostileFiles(t *testing.T) {
 			[]string{"apps/web/values/dev.json is 4194313 bytes, over the 4 MiB a workspace file may hold"}},
 		{"invalid UTF-8", map[string]string{"apps/web/app.json": "{\n  \"group\": \"b\xffad\",\n  \"manifests\": [\"manifests/*.yaml\"]\n}\n"}, nil,
 			[]string{"apps/web/app.json:2:14: invalid UTF-8 (byte 0xff)"}},
+		{"environment name that is no label value", map[string]string{"roro.json": `{"name": "h", "members": ["apps/*"], "environments": {"Prod Env!": {}}}`}, nil,
+			[]string{`roro.json: environment "Prod Env!" is not a valid name`}},
 		{"members match nothing", map[string]string{"roro.json": `{"name": "h", "members": ["app/*"]}`}, nil,
 			[]string{`roro.json: member "app/*" matches no app folder`}},
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Find walks up from dir to the first folder holding roro.json and returns that folder.
@@ -42,6 +44,13 @@ func Load(dir string) (*Workspace, error) {
 	var errs []error
 	if ws.File.Name == "" {
 		errs = append(errs, fmt.Errorf("%s: field \"name\" is required: name the workspace", path))
+	}
+	for _, env := range ws.EnvironmentNames() {
+		// Environment names become label values on what roro applies.
+		if msgs := validation.IsDNS1123Label(env); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("%s: environment %q is not a valid name (%s): use lower-case letters, digits and '-'",
+				path, env, strings.Join(msgs, "; ")))
+		}
 	}
 	if ws.File.DefaultEnvironment != "" {
 		if _, ok := ws.File.Environments[ws.File.DefaultEnvironment]; !ok {
