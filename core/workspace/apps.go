@@ -3,6 +3,7 @@ package workspace
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/jsonpath"
 )
 
 // suffixRe is what an instance's name suffix may hold; its length is checked on the names
@@ -83,6 +85,9 @@ func loadApp(ws *Workspace, dir string) (*App, []error) {
 		if _, err := fw.HoldDuration(); err != nil {
 			fail("forwards[%d].hold: %v", i, err)
 		}
+		if fw.Address != "" && fw.Address != "localhost" && net.ParseIP(fw.Address) == nil {
+			fail("forwards[%d].address: %q is not an IP address (or localhost), such as \"127.0.0.1\"", i, fw.Address)
+		}
 	}
 	for i, src := range app.File.Env {
 		errs = append(errs, checkEnvSource(path, i, src)...)
@@ -114,6 +119,8 @@ func checkEnvSource(path string, i int, src EnvSource) []error {
 		o := src.FromObject
 		if o.APIVersion == "" || o.Kind == "" || o.Name == "" || o.JSONPath == "" {
 			errs = append(errs, fmt.Errorf("%s (%s): fromObject needs apiVersion, kind, name and jsonPath", where, src.Name))
+		} else if err := jsonpath.New(src.Name).Parse(o.JSONPath); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): fromObject.jsonPath %q is not a JSONPath expression: %v (kubectl's syntax, such as {.spec.host})", where, src.Name, o.JSONPath, err))
 		}
 	}
 	if n != 1 {

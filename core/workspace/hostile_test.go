@@ -61,6 +61,10 @@ func TestHostileFiles(t *testing.T) {
 			[]string{"apps/web/app.json:2:14: invalid UTF-8 (byte 0xff)"}},
 		{"environment name that is no label value", map[string]string{"roro.json": `{"name": "h", "members": ["apps/*"], "environments": {"Prod Env!": {}}}`}, nil,
 			[]string{`roro.json: environment "Prod Env!" is not a valid name`}},
+		{"forward address that is no address", map[string]string{"apps/web/app.json": `{"manifests": ["manifests/*.yaml"], "forwards": [{"target": "service/web", "ports": ["80"], "address": "my laptop"}]}`}, nil,
+			[]string{`apps/web/app.json: forwards[0].address: "my laptop" is not an IP address`}},
+		{"jsonPath that does not parse", map[string]string{"apps/web/app.json": `{"manifests": ["manifests/*.yaml"], "env": [{"name": "T", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "s", "jsonPath": "{.data[}"}}]}`}, nil,
+			[]string{`apps/web/app.json: env[0] (T): fromObject.jsonPath "{.data[}" is not a JSONPath expression`}},
 		{"members match nothing", map[string]string{"roro.json": `{"name": "h", "members": ["app/*"]}`}, nil,
 			[]string{`roro.json: member "app/*" matches no app folder`}},
 	}
