@@ -99,6 +99,9 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 			var secrets []string
 			if !f.showSecrets {
 				secrets = env.SecretValues()
+				for _, name := range env.ShortSecrets() {
+					fmt.Fprintf(opts.stderr, "warning: secret %s is shorter than %d characters, too short to mask: it prints as it is\n", name, render.MinMaskable)
+				}
 			}
 			return printObjects(opts.stdout, opts.output, res.Objects, secrets)
 		},

@@ -1,24 +1,76 @@
 package render
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // SecretMask is what every secret value prints as.
 const SecretMask = "******"
 
-// SecretValues lists the values of the env's secret variables, longest first (so a secret
-// that contains another is masked whole), without empty ones.
+// MinMaskable is the shortest secret that is masked: a shorter one would mask every
+// occurrence of its letters and so reveal itself; it is reported instead (ShortSecrets).
+const MinMaskable = 4
+
+// SecretValues lists what masking looks for, longest first (so a secret that contains
+// another is masked whole): each secret value of at least MinMaskable characters, and the
+// forms a template or a serialiser turns it into — base64 (standard and URL, padded or not),
+// JSON-escaped, URL-escaped, upper and lower case.
 func (e *Env) SecretValues() []string {
 	var out []string
 	for name := range e.Secret {
-		if v := e.Values[name]; v != "" && e.Secret[name] {
-			out = append(out, v)
+		v := e.Values[name]
+		if !e.Secret[name] || len(v) < MinMaskable {
+			continue
+		}
+		out = append(out, encodings(v)...)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return slices.Compact(out)
+}
+
+// encodings are the common forms of a secret value.
+func encodings(v string) []string {
+	b := []byte(v)
+	forms := []string{v, strings.ToUpper(v), strings.ToLower(v),
+		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
+		url.QueryEscape(v), url.PathEscape(v)}
+	if q := strconv.Quote(v); len(q) > 2 {
+		forms = append(forms, q[1:len(q)-1])
+	}
+	if j, err := json.Marshal(v); err == nil && len(j) > 2 {
+		forms = append(forms, string(j[1:len(j)-1]))
+	}
+	out := forms[:0]
+	for _, f := range forms {
+		if len(f) >= MinMaskable {
+			out = append(out, f)
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return slices.Compact(out)
+	return out
+}
+
+// ShortSecrets names the secret variables too short to mask (under MinMaskable characters),
+// for a warning: their values print as they are.
+func (e *Env) ShortSecrets() []string {
+	var out []string
+	for name := range e.Secret {
+		if e.Secret[name] && e.Values[name] != "" && len(e.Values[name]) < MinMaskable {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // MaskString replaces every occurrence of a secret in s with SecretMask.
