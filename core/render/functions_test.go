@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/builtins"
@@ -83,5 +84,26 @@ func TestNoNetworkFromTemplates(t *testing.T) {
 		&Context{Values: map[string]any{"token": "s3cr3t"}})
 	if err == nil || !strings.Contains(err.Error(), "m.yaml:2") || !strings.Contains(err.Error(), `"getHostByName" not defined`) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestGoTemplateBounds: a template that includes itself ends with an error naming where,
+// not a stack overflow; one that writes past the output bound ends with an error too; both
+// quickly, and the process carries on.
+func TestGoTemplateBounds(t *testing.T) {
+	start := time.Now()
+	_, err := Execute("go", []File{
+		{Name: "_h.tpl", Source: []byte(`{{ define "loop" }}{{ include "loop" . }}{{ end }}`)},
+		{Name: "m.yaml", Source: []byte("a: b\nc: {{ include \"loop\" . }}\n")},
+	}, &Context{Values: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), "_h.tpl:1") || !strings.Contains(err.Error(), "nested more than 1000 deep") {
+		t.Errorf("self-include: %v", err)
+	}
+	_, err = Execute("go", []File{{Name: "big.yaml", Source: []byte(`a: {{ repeat 70000000 "x" }}`)}}, &Context{Values: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), "big.yaml") || !strings.Contains(err.Error(), "output passed 64 MiB") {
+		t.Errorf("huge output: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s", d)
 	}
 }

@@ -22,14 +22,31 @@ import (
 func executeGo(files []File, data map[string]any) ([]Output, error) {
 	var root *template.Template
 	funcs := maps.Clone(baseFuncs())
+	// include and tpl nest; a template that calls itself would grow the stack until the
+	// process dies, so nesting stops at maxNesting (Helm's bound), with an error.
+	depth := 0
+	enter := func(what string) error {
+		if depth++; depth > maxNesting {
+			return fmt.Errorf("%s nested more than %d deep: a template includes itself", what, maxNesting)
+		}
+		return nil
+	}
 	funcs["include"] = func(name string, data any) (string, error) {
-		var buf bytes.Buffer
+		defer func() { depth-- }()
+		if err := enter("include " + strconv.Quote(name)); err != nil {
+			return "", err
+		}
+		buf := limitedBuffer{max: MaxOutput}
 		if err := root.ExecuteTemplate(&buf, name, data); err != nil {
 			return "", err
 		}
 		return buf.String(), nil
 	}
 	funcs["tpl"] = func(text string, data any) (string, error) {
+		defer func() { depth-- }()
+		if err := enter("tpl"); err != nil {
+			return "", err
+		}
 		t, err := root.Clone()
 		if err != nil {
 			return "", err
@@ -38,7 +55,7 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 		if err != nil {
 			return "", err
 		}
-		var buf bytes.Buffer
+		buf := limitedBuffer{max: MaxOutput}
 		if err := t.Execute(&buf, data); err != nil {
 			return "", err
 		}
@@ -55,13 +72,32 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 		if f.Helper() {
 			continue
 		}
-		var buf bytes.Buffer
+		buf := limitedBuffer{max: MaxOutput}
 		if err := root.ExecuteTemplate(&buf, f.Name, data); err != nil {
 			return nil, goError(f.Name, err)
 		}
 		out = append(out, Output{File: f.Name, Data: buf.Bytes()})
 	}
 	return out, nil
+}
+
+// maxNesting bounds how deep include and tpl may nest (Helm stops at 1,000 too).
+const maxNesting = 1000
+
+// MaxOutput bounds what one template may write (64 MiB): a template is untrusted input.
+const MaxOutput = 64 << 20
+
+// limitedBuffer is a bytes.Buffer that refuses to grow past max.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("the output passed %d MiB: a template writes too much", b.max>>20)
+	}
+	return b.Buffer.Write(p)
 }
 
 // baseFuncs are the functions every go template gets that do not depend on the template set:
