@@ -10,6 +10,8 @@ import (
 	"github.com/mailgun/raymond/v2"
 	"github.com/mailgun/raymond/v2/ast"
 	"github.com/mailgun/raymond/v2/parser"
+
+	"github.com/rorokube/roro/core/workspace"
 )
 
 // roots are the context's top-level names; a path that starts with one must resolve.
@@ -142,11 +144,15 @@ func executeHandlebars(files []File, data map[string]any) ([]Output, error) {
 // does not resolve in data.
 func checkPaths(file string, prog *ast.Program, data map[string]any) error {
 	guarded := map[string]int{} // paths an enclosing {{#if}} has tested
+	scoped := 0                 // inside {{#each}} or {{#with}}, where names are the item's
 	check := func(p *ast.PathExpression) error {
 		for g, n := range guarded {
 			if n > 0 && (p.Original == g || strings.HasPrefix(p.Original, g+".")) {
 				return nil
 			}
+		}
+		if err := checkRoot(file, p, scoped > 0); err != nil {
+			return err
 		}
 		return checkPath(file, p, data)
 	}
@@ -219,7 +225,13 @@ func checkPaths(file string, prog *ast.Program, data map[string]any) error {
 				if tested != "" {
 					guarded[tested]++
 				}
+				if helper == "each" || helper == "with" {
+					scoped++
+				}
 				err := walk(setBranch)
+				if helper == "each" || helper == "with" {
+					scoped--
+				}
 				if tested != "" {
 					guarded[tested]--
 				}
@@ -238,6 +250,28 @@ func checkPaths(file string, prog *ast.Program, data map[string]any) error {
 		return nil
 	}
 	return walk(prog)
+}
+
+// rootNames are the context's roots, for suggestions.
+var rootNames = []string{"App", "Env", "Environment", "Instance", "Values", "Workspace"}
+
+// checkRoot refuses a name that is no root of the context ({{Valuse.image}}): at the top of a
+// template every name is a root or a helper; inside {{#each}} and {{#with}} names are the
+// item's, and only a likely typo of a root is refused.
+func checkRoot(file string, p *ast.PathExpression, scoped bool) error {
+	if p.Data || p.Depth > 0 || len(p.Parts) == 0 || roots[p.Parts[0]] || p.Parts[0] == "this" {
+		return nil
+	}
+	first := p.Parts[0]
+	if _, helper := handlebarsHelpers[first]; helper {
+		return nil
+	}
+	hint := workspace.Suggest(first, rootNames)
+	if scoped && hint == "" {
+		return nil
+	}
+	return &TemplateError{File: file, Line: p.Line,
+		Msg: fmt.Sprintf("{{%s}}: %q is not a value of the template%s; the roots are %s", p.Original, first, hint, strings.Join(rootNames, ", "))}
 }
 
 func checkPath(file string, p *ast.PathExpression, data map[string]any) error {

@@ -36,3 +36,26 @@ func TestHandlebarsStrictPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlebarsUnknownNames: a typo of a root is an error with the fix, at the top of a
+// template and inside {{#each}} and {{#with}}; an item's own fields inside them are fine.
+func TestHandlebarsUnknownNames(t *testing.T) {
+	ctx := &Context{Values: map[string]any{"image": "x", "ports": []any{map[string]any{"name": "http"}}}}
+	for _, tt := range []struct {
+		src, want string
+	}{
+		{"image: {{Valuse.image}}\n", `"Valuse" is not a value of the template (did you mean "Values"?)`},
+		{"image: {{image}}\n", `"image" is not a value of the template; the roots are App, Env`},
+		{"{{#each Values.ports}}- {{Valuse.image}}\n{{/each}}", `(did you mean "Values"?)`},
+		{"{{#with Values}}- {{Vaules.image}}\n{{/with}}", `(did you mean "Values"?)`},
+		{"{{#each Values.ports}}- {{name}}\n{{/each}}", ""},
+	} {
+		_, err := Execute("handlebars", []File{{Name: "m.yaml", Source: []byte(tt.src)}}, ctx)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q: %v", tt.src, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "m.yaml:")):
+			t.Errorf("%q: error %v, want %q with its location", tt.src, err, tt.want)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"strings"
 )
 
-// suggest returns ` (did you mean "x"?)` for the known word closest to word, or "" when none
+// Suggest returns ` (did you mean "x"?)` for the known word closest to word, or "" when none
 // is close enough to be a likely typo.
+func Suggest(word string, known []string) string { return suggest(word, known) }
+
 func suggest(word string, known []string) string {
 	best, bestDist := "", -1
 	for _, k := range known {
