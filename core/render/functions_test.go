@@ -107,3 +107,12 @@ func TestGoTemplateBounds(t *testing.T) {
 		t.Errorf("took %s", d)
 	}
 }
+
+// TestJinjaPanicIsAnError: an expression that makes the jinja engine panic is an error
+// naming the file; the process goes on.
+func TestJinjaPanicIsAnError(t *testing.T) {
+	_, err := Execute("jinja", []File{{Name: "m.yaml", Source: []byte("a: {{ 1 % 0 }}\n")}}, &Context{Values: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), "m.yaml") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -45,12 +45,23 @@ func executeJinja(files []File, data map[string]any) ([]Output, error) {
 			continue
 		}
 		var buf bytes.Buffer
-		if err := tpl.Execute(&buf, exec.NewContext(data)); err != nil {
+		if err := executeSafely(tpl, &buf, data); err != nil {
 			return nil, jinjaError(f.Name, err)
 		}
 		out = append(out, Output{File: f.Name, Data: buf.Bytes()})
 	}
 	return out, nil
+}
+
+// executeSafely runs a jinja template, turning a panic of the engine (gonja panics on
+// {{ 1 % 0 }}) into an error: a template is untrusted input and must not take Roro down.
+func executeSafely(tpl *exec.Template, w io.Writer, data map[string]any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the template failed: %v", r)
+		}
+	}()
+	return tpl.Execute(w, exec.NewContext(data))
 }
 
 func jinjaError(file string, err error) error {
