@@ -3,6 +3,7 @@
 package testdisplay
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"image"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,8 +24,8 @@ type Display struct {
 	t    testing.TB
 }
 
-// Start runs Xvfb on a free display number with one 1280×800 screen; it stops when the test
-// ends. Without Xvfb the test fails when CI=true and skips otherwise.
+// Start runs Xvfb on a display number it picks itself, with one 1280×800 screen; it stops
+// when the test ends. Without Xvfb the test fails when CI=true and skips otherwise.
 func Start(t testing.TB) *Display {
 	t.Helper()
 	for _, tool := range []string{"Xvfb", "xdotool", "import"} {
@@ -33,30 +36,43 @@ func Start(t testing.TB) *Display {
 			t.Skipf("%s is not installed; ci/deps installs it", tool)
 		}
 	}
-	for n := 90; n < 130; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); err == nil {
-			continue
-		}
-		name := ":" + strconv.Itoa(n)
-		cmd := exec.Command("Xvfb", name, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start Xvfb: %v", err)
-		}
-		d := &Display{Name: name, t: t}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
-				return d
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("Xvfb %s did not come up within 10 s", name)
+	// Xvfb picks a free display itself and writes its number to fd 3 (-displayfd): no race
+	// with other servers, and no trust in lock files a killed server left behind.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free X display number between :90 and :129")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start Xvfb: %v", err)
+	}
+	w.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // so it removes its lock file and socket
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	number := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		number <- strings.TrimSpace(line)
+	}()
+	select {
+	case n := <-number:
+		if n == "" {
+			t.Fatal("Xvfb ended without a display")
+		}
+		return &Display{Name: ":" + n, t: t}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Xvfb did not come up within 10 s")
+	}
 	return nil
 }
 
