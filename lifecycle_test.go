@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -415,5 +416,33 @@ func TestCtrlCStopsUp(t *testing.T) {
 	}
 	if _, err := tc.Kube.CoreV1().ConfigMaps(ns).Get(context.Background(), "kept", metav1.GetOptions{}); err != nil {
 		t.Errorf("what up applied before Ctrl-C is gone: %v", err)
+	}
+}
+
+// TestCtrlCStopsARender: a template that would run for hours does not hold roro: Ctrl-C ends
+// render at once.
+func TestCtrlCStopsARender(t *testing.T) {
+	dir := appWorkspace(t, "x", map[string]string{"loop.yaml": "a: {{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}\n"})
+	cmd := exec.Command(os.Args[0], "--workspace", dir, "render", "big")
+	cmd.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // rendering by now
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		if !strings.Contains(errOut.String(), "render of big stopped") {
+			t.Errorf("stderr: %s", errOut.String())
+		}
+	case <-time.After(3 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("render did not end within 3 s of Ctrl-C")
 	}
 }

@@ -14,6 +14,12 @@ import (
 func main() {
 	started := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C asks the command to stop and tidy up; a second one, or a SIGTERM after
+	// it, ends the process at once, whatever it is doing (a render that never ends).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := runAt(ctx, started, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

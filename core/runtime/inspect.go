@@ -46,7 +46,29 @@ func RenderOffline(ctx context.Context, ws *workspace.Workspace, app string, sel
 	if err != nil {
 		return nil, nil, err
 	}
-	return RenderTarget(ctx, Target{WS: ws, App: a, Instance: info, Environment: env, Values: values, LookupHost: lookupHost}, nil)
+	return renderCancellable(ctx, Target{WS: ws, App: a, Instance: info, Environment: env, Values: values, LookupHost: lookupHost}, nil)
+}
+
+// renderCancellable renders, and returns as soon as ctx ends (Ctrl-C) even when a template
+// runs on: the template engines cannot be interrupted, so the render is left to finish on
+// its own while the caller carries on (the CLI then exits).
+func renderCancellable(ctx context.Context, t Target, reader render.ObjectReader) (*render.Result, *render.Env, error) {
+	type result struct {
+		res *render.Result
+		env *render.Env
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, env, err := RenderTarget(ctx, t, reader)
+		done <- result{res, env, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.env, r.err
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("render of %s stopped: %w", t.Key(), ctx.Err())
+	}
 }
 
 // Validation is what Validate found.
