@@ -78,19 +78,35 @@ func TestForwardCommand(t *testing.T) {
 	if _, err := binder.WaitBound(testcluster.Context(t, 30*time.Second), pod); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	// kwok learns of the binder's PortForward through a watch: under load a first stream can
+	// reach the pod before kwok knows where to send it, and fail. A real pod's port listens
+	// before the pod is Ready; here a fresh connection is tried, up to three times.
 	msg := []byte("through roro forward")
-	if _, err := c.Write(msg); err != nil {
-		t.Fatal(err)
+	var echoErr error
+	for try := 0; try < 3; try++ {
+		echoErr = func() error {
+			c, err := net.Dial("tcp", local)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				return err
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				return fmt.Errorf("echo %q, %v", got, err)
+			}
+			return nil
+		}()
+		if echoErr == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("echo %q, %v", got, err)
+	if echoErr != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", echoErr, out.String(), errOut.String())
 	}
 	cancel()
 	select {
