@@ -24,7 +24,11 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 		}
 	}
 	if app == nil {
-		return layout.UniformInset(16).Layout(gtx, s.wrap(s.pal.Muted, "Select an app on the left.").Layout)
+		msg := "Select an app on the left."
+		if len(snap.Apps) == 0 {
+			msg = "This workspace has no apps yet. An app is a folder under the workspace's members (apps/* by default) holding an app.json and its manifests; `roro init` makes an example."
+		}
+		return layout.UniformInset(16).Layout(gtx, s.wrap(s.pal.Muted, msg).Layout)
 	}
 	var lines []layout.Widget
 	add := func(w ...layout.Widget) { lines = append(lines, w...) }

@@ -584,7 +584,13 @@ func (u *UI) statusBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimens
 					layout.Flexed(1, s.label(s.scale.Body, s.pal.Text, msg).Layout),
 					layout.Rigid(s.button(&u.cancelBtn, "Cancel", fmt.Sprintf("Cancel %s #%d", runningOp.Kind, runningOp.ID)).Layout))
 			default:
-				children = append(children, layout.Flexed(1, s.label(s.scale.Body, s.pal.Muted, "Ready").Layout))
+				msg := "Ready"
+				for _, c := range snap.Connections {
+					if c.State != runtime.Connected {
+						msg = "Waiting for the cluster (see the top bar); the workspace can be browsed meanwhile"
+					}
+				}
+				children = append(children, layout.Flexed(1, s.label(s.scale.Body, s.pal.Muted, msg).Layout))
 			}
 			children = append(children, layout.Rigid(layout.Spacer{Width: 16}.Layout),
 				layout.Rigid(s.label(s.scale.Body, s.pal.Muted, fmt.Sprintf("%d forwards live", live)).Layout))
