@@ -154,7 +154,7 @@ the exit code is 1 when there is any.`,
 			}
 			ws, err := workspace.Load(dir)
 			if err != nil {
-				return problems(opts, splitJoined(err))
+				return problems(opts, runtime.Problems(err))
 			}
 			v := runtime.Validate(cmd.Context(), ws)
 			if len(v.Problems) > 0 {
@@ -184,14 +184,6 @@ func problems(opts *options, errs []error) error {
 		}
 	}
 	return fmt.Errorf("%d problem(s) found", len(errs))
-}
-
-// splitJoined undoes errors.Join so each problem prints on its own.
-func splitJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // exactArgs requires n positional arguments, naming them in the error.

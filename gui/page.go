@@ -17,12 +17,7 @@ import (
 // forwards, and the last operation that touched it with its log and errors.
 func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensions {
 	s := u.style
-	var app *runtime.AppView
-	for i := range snap.Apps {
-		if snap.Apps[i].Name == u.selected {
-			app = &snap.Apps[i]
-		}
-	}
+	app := snap.App(u.selected)
 	if app == nil {
 		msg := "Select an app on the left."
 		if len(snap.Apps) == 0 {

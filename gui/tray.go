@@ -104,10 +104,8 @@ func Summary(snap *runtime.Snapshot) (string, runtime.Health) {
 			running++
 		}
 	}
-	for _, op := range snap.Operations {
-		if op.State == runtime.OpRunning {
-			return fmt.Sprintf("Working: %s %s", op.Kind, targetsText(op.Targets)), runtime.Progressing
-		}
+	if op := snap.Running(); op != nil {
+		return fmt.Sprintf("Working: %s %s", op.Kind, targetsText(op.Targets)), runtime.Progressing
 	}
 	switch {
 	case len(failed) > 0:

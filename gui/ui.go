@@ -232,11 +232,8 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		u.style = newStyle(k, u.goFonts)
 	}
 	if u.cancelBtn.Clicked(gtx) {
-		for _, op := range snap.Operations {
-			if op.State == runtime.OpRunning {
-				u.eng.Cancel(op.ID)
-				break
-			}
+		if op := snap.Running(); op != nil {
+			u.eng.Cancel(op.ID)
 		}
 	}
 	for name, row := range u.rows {
@@ -556,13 +553,7 @@ func (u *UI) sideLine(gtx layout.Context, it sideItem) layout.Dimensions {
 // action's error, and how many forwards are live.
 func (u *UI) statusBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensions {
 	s := u.style
-	var runningOp *runtime.OperationView
-	for i := range snap.Operations {
-		if snap.Operations[i].State == runtime.OpRunning {
-			runningOp = &snap.Operations[i]
-			break
-		}
-	}
+	runningOp := snap.Running()
 	live := 0
 	for _, f := range snap.Forwards {
 		if f.Err == "" {

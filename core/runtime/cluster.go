@@ -13,6 +13,14 @@ import (
 // InstanceKey names one instance of one app.
 type InstanceKey struct{ App, Instance string }
 
+// keyOf is the key of app's instance; "" is the default instance.
+func keyOf(app, instance string) InstanceKey {
+	if instance == "" {
+		instance = workspace.DefaultInstance
+	}
+	return InstanceKey{app, instance}
+}
+
 func (k InstanceKey) String() string {
 	if k.Instance == "" || k.Instance == workspace.DefaultInstance {
 		return k.App

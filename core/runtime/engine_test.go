@@ -154,7 +154,7 @@ func TestEngineOneOperationPerInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, e, 5*time.Second, func(s *Snapshot) bool {
-		return s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Instances[0].Busy == first.ID()
+		return s.App("db").Instances[0].Busy == first.ID()
 	})
 	for name, try := range map[string]func() (*Operation, error){
 		"up":      func() (*Operation, error) { return e.Up(UpRequest{Selection: Selection{Apps: []string{"worker"}}}) }, // worker brings db
@@ -234,7 +234,7 @@ func TestEngineSnapshotFollowsSteps(t *testing.T) {
 	if len(s.Apps) != 5 || s.Workspace.Name != "fake" {
 		t.Fatalf("apps before any operation: %+v", s.Apps)
 	}
-	db := s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })]
+	db := *s.App("db")
 	if db.Group != "data" || db.Health != NotRunning || len(db.Instances) != 2 || db.Instances[1].Instance != "blue" ||
 		!db.Instances[1].Declared || db.Instances[0].Namespace != "demo-db" {
 		t.Errorf("db before up: %+v", db)
@@ -266,7 +266,7 @@ func TestEngineSnapshotFollowsSteps(t *testing.T) {
 	if want := []Step{StepRender, StepDryRun, StepApply, StepReady}; !slices.Equal(steps, want) {
 		t.Errorf("steps %v, want %v", steps, want)
 	}
-	if h := s.Apps[slices.IndexFunc(s.Apps, func(a AppView) bool { return a.Name == "db" })].Health; h != Healthy {
+	if h := s.App("db").Health; h != Healthy {
 		t.Errorf("db's health after up: %s", h)
 	}
 }

@@ -219,12 +219,10 @@ func (e *Engine) dropForwards(set *forwardSet) []ForwardView {
 
 // StopForwards stops an instance's forwards, if any, and returns once their ports are free.
 func (e *Engine) StopForwards(app, instance string) {
-	if instance == "" {
-		instance = workspace.DefaultInstance
-	}
+	key := keyOf(app, instance)
 	e.mu.Lock()
-	set := e.forwards[InstanceKey{app, instance}]
-	delete(e.fwErrs, InstanceKey{app, instance})
+	set := e.forwards[key]
+	delete(e.fwErrs, key)
 	e.mu.Unlock()
 	if set != nil {
 		e.dropForwards(set)

@@ -85,18 +85,7 @@ func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
-	dir := testfs.Layout(t, map[string]string{
-		"roro.json":          `{"name": "taken", "members": ["apps/*"]}`,
-		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}, {"target": "deployment/echo", "ports": ["` + port + `:tcp"]}]}`,
-		"apps/echo/m.yaml":   deployment("echo"),
-	})
-	ws, err := workspace.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := kubeEngine(t, tc, ws)
-	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
-	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	rt := echoEngine(t, tc, ns, `{"target": "deployment/echo", "ports": ["0:tcp"]}, {"target": "deployment/echo", "ports": ["`+port+`:tcp"]}`)
 	ctx := testcluster.Context(t, time.Minute)
 	err = runUp(ctx, rt, UpRequest{Forward: true})
 	if err == nil || !strings.Contains(err.Error(), "local port "+port+" on 127.0.0.1 is already in use") ||
@@ -206,18 +195,7 @@ func TestReloadKeepsUntouchedForwards(t *testing.T) {
 func TestForwardCountersReachTheSnapshot(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := "roro-forward-counters"
-	dir := testfs.Layout(t, map[string]string{
-		"roro.json":          `{"name": "counters", "members": ["apps/*"]}`,
-		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}]}`,
-		"apps/echo/m.yaml":   deployment("echo"),
-	})
-	ws, err := workspace.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := kubeEngine(t, tc, ws)
-	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
-	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	rt := echoEngine(t, tc, ns, `{"target": "deployment/echo", "ports": ["0:tcp"]}`)
 	ctx := testcluster.Context(t, time.Minute)
 	if err := runUp(ctx, rt, UpRequest{Forward: true}); err != nil {
 		t.Fatal(err)
@@ -240,4 +218,24 @@ func TestForwardCountersReachTheSnapshot(t *testing.T) {
 		f := s.Forwards[0]
 		return f.Total == 1 && f.BytesOut == int64(len(msg)) && f.BytesIn == int64(len(msg))
 	})
+}
+
+// echoEngine starts an engine over a workspace of one app, echo (a Deployment whose pod
+// echoes on port 7000, named tcp), in namespace ns, with the given forwards (JSON objects);
+// echo is taken down when the test ends.
+func echoEngine(t *testing.T, tc *testcluster.Cluster, ns, forwards string) *Engine {
+	t.Helper()
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":          `{"name": "echo", "members": ["apps/*"]}`,
+		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [` + forwards + `]}`,
+		"apps/echo/m.yaml":   deployment("echo"),
+	})
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := kubeEngine(t, tc, ws)
+	t.Cleanup(func() { _, _ = runDown(context.Background(), e, DownRequest{}) })
+	testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	return e
 }

@@ -481,15 +481,22 @@ func (k *kubeCluster) Wait(ctx context.Context, p *Plan, timeout time.Duration, 
 	return nil
 }
 
-func (k *kubeCluster) Restart(ctx context.Context, t Target, report Reporter) error {
+// running finds a deployed instance's inventory and its live objects; an instance that is
+// not deployed is a *NotRunningError.
+func (k *kubeCluster) running(ctx context.Context, t Target) (*kube.Parent, []*unstructured.Unstructured, error) {
 	parent, err := findParent(ctx, k.c, t)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if parent == nil {
-		return &NotRunningError{Instance: t.Key()}
+		return nil, nil, &NotRunningError{Instance: t.Key()}
 	}
 	members, err := k.c.Members(ctx, parent)
+	return parent, members, err
+}
+
+func (k *kubeCluster) Restart(ctx context.Context, t Target, report Reporter) error {
+	parent, members, err := k.running(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -535,14 +542,7 @@ func (k *kubeCluster) Restart(ctx context.Context, t Target, report Reporter) er
 }
 
 func (k *kubeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {
-	parent, err := findParent(ctx, k.c, t)
-	if err != nil {
-		return err
-	}
-	if parent == nil {
-		return &NotRunningError{Instance: t.Key()}
-	}
-	members, err := k.c.Members(ctx, parent)
+	_, members, err := k.running(ctx, t)
 	if err != nil {
 		return err
 	}

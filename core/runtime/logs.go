@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/rorokube/roro/core/kube"
-	"github.com/rorokube/roro/core/workspace"
 )
 
 // Logs streams the logs of an instance's pods (those its workloads select, and its bare
@@ -120,12 +119,9 @@ func (e *Engine) FollowLogs(app string, sel Selection) error {
 
 // LogLines returns a copy of an instance's log buffer.
 func (e *Engine) LogLines(app, instance string) LogBuffer {
-	if instance == "" {
-		instance = workspace.DefaultInstance
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	lf := e.logs[InstanceKey{app, instance}]
+	lf := e.logs[keyOf(app, instance)]
 	if lf == nil {
 		return LogBuffer{}
 	}
@@ -134,12 +130,10 @@ func (e *Engine) LogLines(app, instance string) LogBuffer {
 
 // StopLogs stops following an instance's logs and drops its buffer.
 func (e *Engine) StopLogs(app, instance string) {
-	if instance == "" {
-		instance = workspace.DefaultInstance
-	}
+	key := keyOf(app, instance)
 	e.mu.Lock()
-	lf := e.logs[InstanceKey{app, instance}]
-	delete(e.logs, InstanceKey{app, instance})
+	lf := e.logs[key]
+	delete(e.logs, key)
 	e.mu.Unlock()
 	if lf != nil {
 		lf.cancel()

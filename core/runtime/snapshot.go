@@ -33,6 +33,26 @@ type Snapshot struct {
 	Context string
 }
 
+// App returns the view of the named app, or nil.
+func (s *Snapshot) App(name string) *AppView {
+	for i := range s.Apps {
+		if s.Apps[i].Name == name {
+			return &s.Apps[i]
+		}
+	}
+	return nil
+}
+
+// Running returns the newest operation that is still running, or nil.
+func (s *Snapshot) Running() *OperationView {
+	for i := range s.Operations { // running ones come first, newest first
+		if s.Operations[i].State == OpRunning {
+			return &s.Operations[i]
+		}
+	}
+	return nil
+}
+
 // WorkspaceView describes the loaded workspace.
 type WorkspaceView struct {
 	Name, Dir          string

@@ -42,10 +42,8 @@ func watchingEngine(t testing.TB, tc *testcluster.Cluster, dir string) *Engine {
 
 // instanceOf finds an instance in a snapshot, or nil.
 func instanceOf(s *Snapshot, app, instance string) *InstanceView {
-	for i := range s.Apps {
-		if s.Apps[i].Name == app {
-			return s.Apps[i].Instance(instance)
-		}
+	if a := s.App(app); a != nil {
+		return a.Instance(instance)
 	}
 	return nil
 }
