@@ -22,16 +22,22 @@ import (
 // and the forwards; the tray's Open Roro opens it again; Quit (or Ctrl-C) ends everything,
 // stopping the forwards.
 func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
-	if _, err := loadWorkspace(opts); err != nil { // a bad workspace is said first
+	stateDir, err := runtime.StateDir()
+	if err != nil {
+		return err
+	}
+	if err := lastWorkspace(opts, stateDir); err != nil {
+		return err
+	}
+	ws, err := loadWorkspace(opts) // a bad workspace is said first
+	if err != nil {
 		return err
 	}
 	if !noWindow && !gui.HasDisplay() {
 		return fmt.Errorf("%w; roro --no-window runs only the tray icon", gui.ErrNoDisplay)
 	}
-	stateDir, err := runtime.StateDir()
-	if err != nil {
-		return err
-	}
+	// The next launch from anywhere opens this workspace again.
+	_ = runtime.WriteFileAtomic(filepath.Join(stateDir, lastWorkspaceFile), []byte(ws.Dir+"\n"), 0o600)
 	// One desktop Roro per user: a second launch brings the first one's window forward.
 	single, running, err := gui.ClaimSingle(gui.SocketPath(stateDir))
 	if err != nil {
@@ -71,7 +77,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 		fmt.Fprintln(opts.stderr, "roro: no D-Bus session bus, so no tray icon; the window works without it")
 	}
 	defer func() { quit(); <-trayDone }() // the tray ends with ctx, whatever ends this
-	ws := eng.Workspace()
+	ws = eng.Workspace()
 	title := "Roro — " + ws.File.Name + " (" + filepath.Base(ws.Dir) + ")"
 	// The desktop's light or dark preference, followed live (the settings portal over D-Bus).
 	theme := themes.Light
@@ -148,6 +154,23 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			}
 		}
 	}
+}
+
+// lastWorkspaceFile, in the state folder, names the workspace the desktop app opened last.
+const lastWorkspaceFile = "last-workspace"
+
+// lastWorkspace points opts at the workspace opened last when neither --workspace nor the
+// current folder names one.
+func lastWorkspace(opts *options, stateDir string) error {
+	if _, err := workspaceDir(opts); err == nil {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(stateDir, lastWorkspaceFile))
+	if err != nil {
+		return nil // none yet: loading says what to do
+	}
+	opts.workspace = strings.TrimSpace(string(data))
+	return nil
 }
 
 // hasSessionBus reports whether a D-Bus session bus is configured; without one Roro shows no

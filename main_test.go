@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -80,5 +82,26 @@ func TestOverviewOfTheDemoWorkspace(t *testing.T) {
 		if engines[name] != engine {
 			t.Errorf("app %s: engine %q, want %q (apps: %v)", name, engines[name], engine, engines)
 		}
+	}
+}
+
+// TestLastWorkspace: with no --workspace and no workspace in the current folder, the desktop
+// app opens the workspace it opened last.
+func TestLastWorkspace(t *testing.T) {
+	state := t.TempDir()
+	t.Chdir(t.TempDir()) // no roro.json here or above
+	opts := &options{}
+	if err := lastWorkspace(opts, state); err != nil || opts.workspace != "" {
+		t.Fatalf("with no last workspace: %q %v", opts.workspace, err)
+	}
+	if err := os.WriteFile(filepath.Join(state, lastWorkspaceFile), []byte("/somewhere/demo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := lastWorkspace(opts, state); err != nil || opts.workspace != "/somewhere/demo" {
+		t.Errorf("last workspace %q %v", opts.workspace, err)
+	}
+	given := &options{workspace: "fixtures/demo"}
+	if err := lastWorkspace(given, state); err != nil || given.workspace != "fixtures/demo" {
+		t.Errorf("--workspace lost to the last one: %q", given.workspace)
 	}
 }
