@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
@@ -66,6 +67,10 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if opts.Kubeconfig != "" {
+		if _, err := os.Stat(opts.Kubeconfig); errors.Is(err, os.ErrNotExist) {
+			return nil, &UnreachableError{Context: opts.Context, Server: opts.Kubeconfig,
+				Err: fmt.Errorf("kubeconfig %s does not exist (yet: a cluster that is starting writes it)", opts.Kubeconfig)}
+		}
 		rules.ExplicitPath = opts.Kubeconfig
 	}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context})

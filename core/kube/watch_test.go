@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +78,15 @@ func TestWaitHealthyEndsWhenTheClusterIsGone(t *testing.T) {
 	var u *UnreachableError
 	if !errors.As(err, &u) || time.Since(start) > 5*time.Second {
 		t.Fatalf("after %s: %v (%T), want an UnreachableError soon after the grace", time.Since(start), err, err)
+	}
+}
+
+// TestConnectBeforeTheKubeconfigExists: a kubeconfig that is not written yet (a sandbox that
+// is still starting) is an unreachable cluster that says so, not a load failure.
+func TestConnectBeforeTheKubeconfigExists(t *testing.T) {
+	_, err := Connect(context.Background(), ConnectOptions{Kubeconfig: t.TempDir() + "/kubeconfig"})
+	var u *UnreachableError
+	if !errors.As(err, &u) || !strings.Contains(u.Reason(), "does not exist (yet") {
+		t.Fatalf("error %v (%T)", err, err)
 	}
 }
