@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rorokube/roro/core/render/worker"
 	"github.com/rorokube/roro/core/workspace"
 )
 
@@ -48,8 +49,10 @@ type options struct {
 	allowAddress bool
 	// started is when the process started (the start-up benchmark measures from it).
 	started time.Time
-	stdout  io.Writer
-	stderr  io.Writer
+	// templates runs every render of the command in bounded worker processes.
+	templates *worker.Pool
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 // run executes roro with args and returns the process exit code.
@@ -59,7 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runAt is run for a process that started at started.
 func runAt(ctx context.Context, started time.Time, args []string, stdout, stderr io.Writer) int {
-	opts := &options{stdout: stdout, stderr: stderr, started: started}
+	opts := &options{stdout: stdout, stderr: stderr, started: started, templates: worker.New(worker.Options{})}
+	defer opts.templates.Close()
 	root := newRootCommand(opts)
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -50,6 +50,7 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 		Transport:        opts.transport,
 		Watch:            opts.watch,
 		AllowNonLoopback: opts.allowAddress,
+		Render:           opts.templates,
 	})
 }
 

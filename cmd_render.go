@@ -89,7 +89,7 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 			if err != nil {
 				return err
 			}
-			res, env, err := runtime.RenderOffline(cmd.Context(), ws, args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values, os.LookupEnv)
+			res, env, err := runtime.RenderOffline(cmd.Context(), opts.templates, ws, args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values, os.LookupEnv)
 			if err != nil {
 				return err
 			}
@@ -156,7 +156,7 @@ the exit code is 1 when there is any.`,
 			if err != nil {
 				return problems(opts, runtime.Problems(err))
 			}
-			v := runtime.Validate(cmd.Context(), ws)
+			v := runtime.Validate(cmd.Context(), opts.templates, ws)
 			if len(v.Problems) > 0 {
 				return problems(opts, v.Problems)
 			}

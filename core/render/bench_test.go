@@ -1,14 +1,18 @@
-package render
+package render_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/render/worker"
 	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/internal/testfs"
 )
@@ -200,13 +204,14 @@ func writeBenchChart(b *testing.B, dir string, n int) {
 	testfs.Write(b, dir, files)
 }
 
-// renderWorkspace loads, validates and renders every app of the workspace in dir.
-func renderWorkspace(b *testing.B, dir string) int {
+// renderWorkspace loads, validates and renders every app of the workspace in dir, running
+// the templates with x.
+func renderWorkspace(b *testing.B, dir string, x render.Executor) int {
 	ws, err := workspace.Load(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	results, errs := Workspace(ws, Request{})
+	results, errs := render.Workspace(context.Background(), x, ws, render.Request{})
 	if len(errs) > 0 {
 		b.Fatal(errs[0])
 	}
@@ -218,9 +223,11 @@ func renderWorkspace(b *testing.B, dir string) int {
 }
 
 // BenchmarkWorkspace500 loads, validates and renders a generated workspace of 500 apps with
-// 10 manifests each on the go engine (target: under 1 s). With RORO_HELM set to a helm
-// binary (ci/bench builds one), it also runs `helm template` on the equivalent chart in the
-// same run and reports both per manifest and their ratio.
+// 10 manifests each on the go engine (target: under 1 s), as Roro does: templates run in
+// bounded worker processes, a fresh pool each time as a CLI command starts one. In the
+// same run, order alternated, it renders with the templates in-process, and reports the
+// worker processes' cost as a ratio with its spread. With RORO_HELM set to a helm binary
+// (ci/bench builds one), it also runs `helm template` on the equivalent chart.
 func BenchmarkWorkspace500(b *testing.B) {
 	const apps = 500
 	dir := b.TempDir()
@@ -230,12 +237,35 @@ func BenchmarkWorkspace500(b *testing.B) {
 		writeBenchChart(b, filepath.Join(dir, "chart"), apps)
 	}
 	var roroTime, helmTime time.Duration
+	var pooled, inproc []time.Duration
 	manifests := 0
-	b.ResetTimer()
-	for range b.N {
+	withPool := func() {
+		pool := worker.New(worker.Options{})
+		defer pool.Close()
 		start := time.Now()
-		manifests = renderWorkspace(b, filepath.Join(dir, "ws"))
-		roroTime += time.Since(start)
+		manifests = renderWorkspace(b, filepath.Join(dir, "ws"), pool)
+		d := time.Since(start)
+		roroTime += d
+		pooled = append(pooled, d)
+	}
+	inProcess := func() {
+		b.StopTimer()
+		defer b.StartTimer()
+		start := time.Now()
+		if n := renderWorkspace(b, filepath.Join(dir, "ws"), render.InProcess{}); n != manifests {
+			b.Fatalf("in-process render made %d objects, the workers %d", n, manifests)
+		}
+		inproc = append(inproc, time.Since(start))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			withPool()
+			inProcess()
+		} else {
+			inProcess()
+			withPool()
+		}
 		if helm != "" {
 			b.StopTimer()
 			start := time.Now()
@@ -256,6 +286,14 @@ func BenchmarkWorkspace500(b *testing.B) {
 	perRoro := float64(roroTime.Microseconds()) / float64(b.N) / float64(manifests)
 	b.ReportMetric(float64(roroTime.Milliseconds())/float64(b.N), "roro-ms/workspace")
 	b.ReportMetric(perRoro, "roro-µs/manifest")
+	ratios := make([]float64, len(pooled))
+	for i := range pooled {
+		ratios[i] = float64(pooled[i]) / float64(inproc[i])
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[0], "workers/inproc-min")
+	b.ReportMetric(ratios[len(ratios)/2], "workers/inproc-median")
+	b.ReportMetric(ratios[len(ratios)-1], "workers/inproc-max")
 	if helm != "" {
 		perHelm := float64(helmTime.Microseconds()) / float64(b.N) / float64(manifests)
 		b.ReportMetric(float64(helmTime.Milliseconds())/float64(b.N), "helm-ms/chart")

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -41,7 +42,7 @@ func TestGolden(t *testing.T) {
 				name := strings.Join([]string{app.Name, inst, env}, ".") + ".yaml"
 				seen[name] = true
 				t.Run(name, func(t *testing.T) {
-					res, err := App(ws, app, Request{Environment: env, Instance: inst, Env: goldenEnv})
+					res, err := App(context.Background(), InProcess{}, ws, app, Request{Environment: env, Instance: inst, Env: goldenEnv})
 					if err != nil {
 						t.Fatal(err)
 					}

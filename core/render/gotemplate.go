@@ -19,7 +19,7 @@ import (
 // executeGo renders with text/template, sprig v3 and the Helm functions Helm users reach
 // for: include, tpl, toYaml, fromYaml, toJson, fromJson and required. A missing map key is
 // an error, never "<no value>".
-func executeGo(files []File, data map[string]any) ([]Output, error) {
+func executeGo(files []File, data map[string]any, started func(string)) ([]Output, error) {
 	var root *template.Template
 	funcs := maps.Clone(baseFuncs())
 	// include and tpl nest; a template that calls itself would grow the stack until the
@@ -72,6 +72,7 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 		if f.Helper() {
 			continue
 		}
+		started(f.Name)
 		buf := limitedBuffer{max: MaxOutput}
 		if err := root.ExecuteTemplate(&buf, f.Name, data); err != nil {
 			return nil, goError(f.Name, err)
@@ -84,7 +85,8 @@ func executeGo(files []File, data map[string]any) ([]Output, error) {
 // maxNesting bounds how deep include and tpl may nest (Helm stops at 1,000 too).
 const maxNesting = 1000
 
-// MaxOutput bounds what one template may write (64 MiB): a template is untrusted input.
+// MaxOutput bounds what an instance's templates may write, one file or all together (64 MiB):
+// a template is untrusted input.
 const MaxOutput = 64 << 20
 
 // limitedBuffer is a bytes.Buffer that refuses to grow past max.

@@ -99,7 +99,7 @@ func plain(v any) any {
 // executeHandlebars renders with mailgun/raymond. Helper files (_name.ext) become partials,
 // usable as {{> name}}. Output is not HTML-escaped: manifests are YAML, not HTML. A path
 // that starts with a context root (Values.x, Env.X, …) and does not resolve is an error.
-func executeHandlebars(files []File, data map[string]any) ([]Output, error) {
+func executeHandlebars(files []File, data map[string]any, started func(string)) ([]Output, error) {
 	ctx := safe(data)
 	partials := map[string]string{}
 	for _, f := range files {
@@ -118,6 +118,7 @@ func executeHandlebars(files []File, data map[string]any) ([]Output, error) {
 			}
 			continue
 		}
+		started(f.Name)
 		prog, err := parser.Parse(string(f.Source))
 		if err != nil {
 			return nil, handlebarsError(f.Name, err)
@@ -134,6 +135,9 @@ func executeHandlebars(files []File, data map[string]any) ([]Output, error) {
 		text, err := tpl.Exec(ctx)
 		if err != nil {
 			return nil, handlebarsError(f.Name, err)
+		}
+		if len(text) > MaxOutput {
+			return nil, &TemplateError{File: f.Name, Msg: fmt.Sprintf("the output passed %d MiB: a template writes too much", MaxOutput>>20)}
 		}
 		out = append(out, Output{File: f.Name, Data: []byte(text)})
 	}

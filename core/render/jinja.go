@@ -20,7 +20,7 @@ import (
 // executeJinja renders with nikolalohinski/gonja (Jinja2 syntax, which Tera follows too).
 // Undefined names are errors (StrictUndefined). Templates may {% include %} or
 // {% import %} the app's other files by their path relative to the app folder.
-func executeJinja(files []File, data map[string]any) ([]Output, error) {
+func executeJinja(files []File, data map[string]any, started func(string)) ([]Output, error) {
 	loader := memoryLoader{}
 	for _, f := range files {
 		loader[f.Name] = f.Source
@@ -37,6 +37,7 @@ func executeJinja(files []File, data map[string]any) ([]Output, error) {
 	}
 	var out []Output
 	for _, f := range files {
+		started(f.Name)
 		tpl, err := exec.NewTemplate(f.Name, cfg, loader, env)
 		if err != nil {
 			return nil, jinjaError(f.Name, err)
@@ -44,7 +45,7 @@ func executeJinja(files []File, data map[string]any) ([]Output, error) {
 		if f.Helper() {
 			continue
 		}
-		var buf bytes.Buffer
+		buf := limitedBuffer{max: MaxOutput}
 		if err := executeSafely(tpl, &buf, data); err != nil {
 			return nil, jinjaError(f.Name, err)
 		}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -97,14 +98,15 @@ func LayeredValues(ws *workspace.Workspace, app *workspace.App, instance, env st
 }
 
 // App renders one instance of app: it reads the app's templates, executes them with the
-// app's engine, and decodes, checks and labels the objects. Nothing is written anywhere.
-func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, error) {
+// app's engine through x, and decodes, checks and labels the objects. Nothing is written
+// anywhere.
+func App(ctx context.Context, x Executor, ws *workspace.Workspace, app *workspace.App, req Request) (*Result, error) {
 	inst, env, err := ResolveInstance(ws, app, req)
 	if err != nil {
 		return nil, err
 	}
 	values := LayeredValues(ws, app, inst.Name, env, req.Values)
-	ctx := &Context{
+	data := &Context{
 		Values:      values,
 		Env:         maps.Clone(req.Env),
 		App:         AppInfo{Name: app.Name, Namespace: app.Namespace(), Group: app.File.Group},
@@ -112,8 +114,8 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 		Environment: EnvironmentInfo{Name: env, Context: ws.File.Environments[env].Context},
 		Workspace:   WorkspaceInfo{Name: ws.File.Name},
 	}
-	if ctx.Env == nil {
-		ctx.Env = map[string]string{}
+	if data.Env == nil {
+		data.Env = map[string]string{}
 	}
 	files := make([]File, 0, len(app.Manifests))
 	for _, rel := range app.Manifests {
@@ -127,21 +129,17 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 	if inst.Name != workspace.DefaultInstance {
 		where += " instance " + inst.Name
 	}
-	outputs, err := Execute(app.Engine(), files, ctx)
+	rendered, err := x.Render(ctx, app.Engine(), files, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	res := &Result{App: app.Name, Instance: inst, Environment: env, Values: values,
 		ApplySet: NewApplySet(app.Name, inst)}
 	var sources []string
-	for _, out := range outputs {
-		objs, err := Decode(out)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		res.Objects = append(res.Objects, objs...)
-		for range objs {
-			sources = append(sources, out.File)
+	for _, r := range rendered {
+		for _, obj := range r.Objects {
+			res.Objects = append(res.Objects, &unstructured.Unstructured{Object: obj})
+			sources = append(sources, r.File)
 		}
 	}
 	if err := finish(res, sources); err != nil {
@@ -150,17 +148,18 @@ func App(ws *workspace.Workspace, app *workspace.App, req Request) (*Result, err
 	return res, nil
 }
 
-// Workspace renders the given instance of every app, in workspace order, collecting every
-// error rather than stopping at the first. Apps render in parallel, one per CPU.
-func Workspace(ws *workspace.Workspace, req Request) ([]*Result, []error) {
+// Workspace renders the given instance of every app through x, in workspace order,
+// collecting every error rather than stopping at the first. Apps render in parallel, one
+// per CPU.
+func Workspace(ctx context.Context, x Executor, ws *workspace.Workspace, req Request) ([]*Result, []error) {
 	results := make([]*Result, len(ws.Apps))
 	errs := make([]error, len(ws.Apps))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(ws.Apps)) {
+	for range min(2*runtime.GOMAXPROCS(0), len(ws.Apps)) {
 		wg.Go(func() {
 			for i := range next {
-				results[i], errs[i] = App(ws, ws.Apps[i], req)
+				results[i], errs[i] = App(ctx, x, ws, ws.Apps[i], req)
 			}
 		})
 	}

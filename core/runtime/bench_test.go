@@ -98,7 +98,7 @@ func BenchmarkUp50(b *testing.B) {
 
 		// The same objects, rendered the same way, for kubectl, into their own namespace.
 		kns := strings.Replace(ns, "roro", "kubectl", 1)
-		res, err := render.App(ws, ws.App("fifty"), render.Request{})
+		res, err := render.App(context.Background(), render.InProcess{}, ws, ws.App("fifty"), render.Request{})
 		if err != nil {
 			b.Fatal(err)
 		}

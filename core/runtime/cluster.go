@@ -39,6 +39,8 @@ type Target struct {
 	Values map[string]any
 	// LookupHost reads host variables for env sources.
 	LookupHost func(string) (string, bool)
+	// Render runs the templates.
+	Render render.Executor
 }
 
 // Key is the target's instance key.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rorokube/roro/core/render"
+	"github.com/rorokube/roro/core/render/worker"
 	"github.com/rorokube/roro/core/workspace"
 )
 
@@ -37,6 +38,9 @@ type Options struct {
 	// Watch turns on the watches that keep the snapshot's instances current (the window and
 	// the tray want them; one-shot CLI commands do not).
 	Watch bool
+	// Render runs the templates. Nil: the engine runs them in a worker.Pool of its own with
+	// the default bounds, stopped by Close.
+	Render render.Executor
 }
 
 // Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
@@ -70,6 +74,9 @@ type Engine struct {
 
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
+
+	// ownRender is the worker pool New made when Options.Render was nil; Close stops it.
+	ownRender *worker.Pool
 }
 
 // New starts an engine on ws. It returns at once: clusters are reached in the background,
@@ -99,10 +106,15 @@ func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
 	if opts.KeepOperations <= 0 {
 		opts.KeepOperations = 20
 	}
+	var own *worker.Pool
+	if opts.Render == nil {
+		own = worker.New(worker.Options{})
+		opts.Render = own
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{opts: opts, ctx: ctx, cancel: cancel, dirty: make(chan struct{}, 1), ws: ws,
 		conns: map[string]*conn{}, busy: map[InstanceKey]*Operation{}, forwards: map[InstanceKey]*forwardSet{}, fwErrs: map[InstanceKey]string{}, logs: map[InstanceKey]*logFollower{},
-		subs: map[chan struct{}]struct{}{}}
+		subs: map[chan struct{}]struct{}{}, ownRender: own}
 	e.mu.Lock()
 	e.syncConnsLocked()
 	e.mu.Unlock()
@@ -166,6 +178,9 @@ func (e *Engine) Close() error {
 	}
 	for _, c := range e.retired {
 		c.Close()
+	}
+	if e.ownRender != nil {
+		e.ownRender.Close()
 	}
 	return nil
 }
@@ -366,5 +381,5 @@ func (e *Engine) target(ws *workspace.Workspace, app *workspace.App, environment
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{WS: ws, App: app, Instance: info, Environment: env, Values: values, LookupHost: e.opts.LookupHost}, nil
+	return Target{WS: ws, App: app, Instance: info, Environment: env, Values: values, LookupHost: e.opts.LookupHost, Render: e.opts.Render}, nil
 }

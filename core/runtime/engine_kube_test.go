@@ -72,10 +72,10 @@ func TestEngineConnectsWhenAPIServerComesUp(t *testing.T) {
 		t.Errorf("apps while offline: %+v", s.Apps)
 	}
 	// Offline, the workspace is still there to read and check.
-	if res, _, err := RenderOffline(context.Background(), e.Workspace(), "api", Selection{}, nil, nil); err != nil || len(res.Objects) == 0 {
+	if res, _, err := RenderOffline(context.Background(), e.opts.Render, e.Workspace(), "api", Selection{}, nil, nil); err != nil || len(res.Objects) == 0 {
 		t.Errorf("render offline: %v", err)
 	}
-	if v := Validate(context.Background(), e.Workspace()); len(v.Problems) != 0 || v.Renders == 0 {
+	if v := Validate(context.Background(), e.opts.Render, e.Workspace()); len(v.Problems) != 0 || v.Renders == 0 {
 		t.Errorf("validate offline: %+v", v)
 	}
 	gate.Open(t)

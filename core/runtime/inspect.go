@@ -31,13 +31,13 @@ func (e *Engine) Diff(ctx context.Context, app string, sel Selection, values map
 // Render renders an app instance as up applies it, without asking a cluster (values read
 // from cluster objects are placeholders): what the window's manifests page shows.
 func (e *Engine) Render(ctx context.Context, app string, sel Selection) (*render.Result, *render.Env, error) {
-	return RenderOffline(ctx, e.Workspace(), app, sel, nil, e.opts.LookupHost)
+	return RenderOffline(ctx, e.opts.Render, e.Workspace(), app, sel, nil, e.opts.LookupHost)
 }
 
 // RenderOffline renders an app instance exactly as up applies it (injected env and the env
 // Secret included) without a cluster: env read from cluster objects becomes a visible
-// placeholder, listed in the returned Env's Unresolved.
-func RenderOffline(ctx context.Context, ws *workspace.Workspace, app string, sel Selection, values map[string]any, lookupHost func(string) (string, bool)) (*render.Result, *render.Env, error) {
+// placeholder, listed in the returned Env's Unresolved. x runs the templates.
+func RenderOffline(ctx context.Context, x render.Executor, ws *workspace.Workspace, app string, sel Selection, values map[string]any, lookupHost func(string) (string, bool)) (*render.Result, *render.Env, error) {
 	a, err := ws.Lookup(app)
 	if err != nil {
 		return nil, nil, err
@@ -46,29 +46,7 @@ func RenderOffline(ctx context.Context, ws *workspace.Workspace, app string, sel
 	if err != nil {
 		return nil, nil, err
 	}
-	return renderCancellable(ctx, Target{WS: ws, App: a, Instance: info, Environment: env, Values: values, LookupHost: lookupHost}, nil)
-}
-
-// renderCancellable renders, and returns as soon as ctx ends (Ctrl-C) even when a template
-// runs on: the template engines cannot be interrupted, so the render is left to finish on
-// its own while the caller carries on (the CLI then exits).
-func renderCancellable(ctx context.Context, t Target, reader render.ObjectReader) (*render.Result, *render.Env, error) {
-	type result struct {
-		res *render.Result
-		env *render.Env
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, env, err := RenderTarget(ctx, t, reader)
-		done <- result{res, env, err}
-	}()
-	select {
-	case r := <-done:
-		return r.res, r.env, r.err
-	case <-ctx.Done():
-		return nil, nil, fmt.Errorf("render of %s stopped: %w", t.Key(), ctx.Err())
-	}
+	return RenderTarget(ctx, Target{WS: ws, App: a, Instance: info, Environment: env, Values: values, LookupHost: lookupHost, Render: x}, nil)
 }
 
 // Validation is what Validate found.
@@ -83,8 +61,8 @@ type Validation struct {
 // Validate renders every instance of every app in every environment (its pinned one only,
 // for an instance that pins one), as up would apply it, with host variables and cluster
 // objects as placeholders, and checks every app's forwards. The same problem in several
-// environments is one problem naming them all.
-func Validate(ctx context.Context, ws *workspace.Workspace) Validation {
+// environments is one problem naming them all. x runs the templates.
+func Validate(ctx context.Context, x render.Executor, ws *workspace.Workspace) Validation {
 	placeholder := func(name string) (string, bool) { return "<" + name + ">", true }
 	v := Validation{Apps: len(ws.Apps), Environments: len(ws.EnvironmentNames())}
 	var order []string
@@ -102,7 +80,7 @@ func Validate(ctx context.Context, ws *workspace.Workspace) Validation {
 				if pinned := app.File.Instances[inst].Environment; pinned != "" && pinned != env {
 					continue
 				}
-				res, _, err := RenderOffline(ctx, ws, app.Name, Selection{Environment: env, Instance: inst}, nil, placeholder)
+				res, _, err := RenderOffline(ctx, x, ws, app.Name, Selection{Environment: env, Instance: inst}, nil, placeholder)
 				if err != nil {
 					msg := err.Error()
 					if _, seen := envsOf[msg]; !seen {

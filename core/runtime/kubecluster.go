@@ -116,11 +116,14 @@ func RenderTarget(ctx context.Context, t Target, reader render.ObjectReader) (*r
 	if t.LookupHost == nil {
 		t.LookupHost = func(string) (string, bool) { return "", false }
 	}
+	if t.Render == nil {
+		return nil, nil, fmt.Errorf("render %s: no template executor", t.Key())
+	}
 	resolved, err := render.ResolveEnv(ctx, t.App, t.Environment, t.LookupHost, reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := render.App(t.WS, t.App, render.Request{Environment: t.Environment, Instance: t.Instance.Name, Values: t.Values, Env: resolved.Values})
+	res, err := render.App(ctx, t.Render, t.WS, t.App, render.Request{Environment: t.Environment, Instance: t.Instance.Name, Values: t.Values, Env: resolved.Values})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"unicode/utf8"
 )
@@ -18,21 +17,23 @@ const MaxFileSize = 4 << 20
 // pipe, a device or a folder), inside root once its symbolic links are resolved, at most
 // MaxFileSize bytes, and valid UTF-8. Each refusal says which file and why.
 func ReadFile(root, path string) ([]byte, error) {
-	realRoot, err := filepath.EvalSymlinks(root)
+	rel, err := filepath.Rel(root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%s is outside the workspace %s: roro reads only files inside it", path, root)
+	}
+	dir, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	real, err := filepath.EvalSymlinks(path)
+	defer dir.Close()
+	// The root resolves links only while they stay inside it, on the open itself: nothing
+	// can be swapped in between a check and the open. Opened without blocking, then checked
+	// on the open file, so that a named pipe can neither hang the open nor pass as a file.
+	f, err := dir.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("%s is a link to %s, outside the workspace: roro reads only files inside it; copy the file in instead", path, real)
-	}
-	// Opened without blocking, then checked on the open file: a named pipe can neither hang
-	// the open nor be swapped in after a check.
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+		if real, lerr := filepath.EvalSymlinks(path); lerr == nil && !inside(root, real) {
+			return nil, fmt.Errorf("%s is a link to %s, outside the workspace: roro reads only files inside it; copy the file in instead", path, real)
+		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
@@ -59,6 +60,17 @@ func ReadFile(root, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s:%d:%d: invalid UTF-8 (byte 0x%02x): save the file as UTF-8", path, line, col, data[i])
 	}
 	return data, nil
+}
+
+// inside reports whether real (a path with no links) is inside root once root's own links
+// are resolved.
+func inside(root, real string) bool {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(realRoot, real)
+	return err == nil && filepath.IsLocal(rel)
 }
 
 // firstInvalid is the offset of the first byte of data that is not valid UTF-8.
