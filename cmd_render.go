@@ -69,7 +69,8 @@ Values are layered, lowest first: the app's "values", values/<env>.json, the env
 values in roro.json, the instance's values, --values files, --set.
 
 Env read from cluster objects (fromObject) is shown as a <placeholder> until roro resolves
-env from the cluster; values of secret env variables print as ****** unless --show-secrets.`,
+env from the cluster; a Secret's data and the values of secret env variables print as ******
+unless --show-secrets.`,
 		Example: `  roro render api
   roro render api --env staging --instance pr-42
   roro render web --set replicas=3 -o json`,
@@ -103,20 +104,23 @@ env from the cluster; values of secret env variables print as ****** unless --sh
 					fmt.Fprintf(opts.stderr, "warning: secret %s is shorter than %d characters, too short to mask: it prints as it is\n", name, render.MinMaskable)
 				}
 			}
-			return printObjects(opts.stdout, opts.output, res.Objects, secrets)
+			return printObjects(opts.stdout, opts.output, res.Objects, secrets, f.showSecrets)
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().BoolVar(&f.showSecrets, "show-secrets", false, "print the values of secret env variables")
+	cmd.Flags().BoolVar(&f.showSecrets, "show-secrets", false, "print secret values: Secrets' data and the values of secret env variables")
 	return cmd
 }
 
-// printObjects writes objects as multi-document YAML or a JSON v1 List, with every
-// occurrence of a secret value masked.
-func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, secrets []string) error {
+// printObjects writes objects as multi-document YAML or a JSON v1 List. Unless show, a
+// Secret's values and every occurrence of a secret value elsewhere are masked.
+func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, secrets []string, show bool) error {
 	items := make([]any, len(objs))
 	for i, o := range objs {
-		items[i] = render.MaskValue(o.Object, secrets)
+		items[i] = o.Object
+		if !show {
+			items[i] = render.MaskObject(o.Object, secrets)
+		}
 	}
 	if format == "json" {
 		return writeJSON(w, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})

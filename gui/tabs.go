@@ -197,7 +197,7 @@ func (u *UI) tabLines(app *runtime.AppView) []layout.Widget {
 			}
 			var out []string
 			for i, o := range res.Objects {
-				y, err := yaml.Marshal(render.MaskValue(o.Object, env.SecretValues()))
+				y, err := yaml.Marshal(render.MaskObject(o.Object, env.SecretValues()))
 				if err != nil {
 					return nil, err
 				}

@@ -51,7 +51,7 @@ func executeGo(files []File, data map[string]any, started func(string)) ([]Outpu
 		if err != nil {
 			return "", err
 		}
-		t, err = t.New("tpl").Parse(text)
+		t, err = t.New(tplName).Parse(text)
 		if err != nil {
 			return "", err
 		}
@@ -127,24 +127,48 @@ var noEntryRe = regexp.MustCompile(`executing ".*?" at <(.+?)>: map has no entry
 
 func goError(file string, err error) error {
 	msg := err.Error()
-	// An error inside include or tpl nests; the innermost location is the useful one.
+	// An error inside include or tpl nests: the innermost message is the useful one, at the
+	// innermost location that is a file of the app (text given to tpl has none of its own).
+	inner := msg
 	if i := strings.LastIndex(msg, "template: "); i > 0 {
-		msg = msg[i:]
+		inner = msg[i:]
 	}
-	e := &TemplateError{File: file, Msg: msg}
-	if m := goErrRe.FindStringSubmatch(msg); m != nil {
-		e.File = m[1]
-		e.Line, _ = strconv.Atoi(m[2])
-		if m[3] != "" {
-			e.Column, _ = strconv.Atoi(m[3])
+	e := &TemplateError{File: file, Msg: inner}
+	located := false
+	for rest := msg; ; {
+		i := strings.Index(rest, "template: ")
+		if i < 0 {
+			break
 		}
+		rest = rest[i:]
+		if m := goLocRe.FindStringSubmatch(rest); m != nil && m[1] != tplName {
+			e.File = m[1]
+			e.Line, _ = strconv.Atoi(m[2])
+			e.Column = 0
+			if m[3] != "" {
+				e.Column, _ = strconv.Atoi(m[3])
+			}
+			located = true
+		}
+		rest = rest[len("template: "):]
+	}
+	if m := goErrRe.FindStringSubmatch(inner); m != nil {
 		e.Msg = m[4]
+		if m[1] == tplName && located {
+			e.Msg = "in text given to tpl: " + m[4]
+		}
 	}
 	if m := noEntryRe.FindStringSubmatch(e.Msg); m != nil {
 		e.Msg = fmt.Sprintf("value %s is missing (no key %q): %s", m[1], m[2], missingValueHint)
 	}
 	return e
 }
+
+// tplName names the text tpl parses, in text/template's errors.
+const tplName = "tpl"
+
+// goLocRe matches the location at the start of one of text/template's "template: " prefixes.
+var goLocRe = regexp.MustCompile(`^template: ([^:\n]+):(\d+)(?::(\d+))?: `)
 
 func toYAML(v any) (string, error) {
 	b, err := yaml.Marshal(v)

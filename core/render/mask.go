@@ -84,7 +84,7 @@ func MaskString(s string, secrets []string) string {
 }
 
 // MaskValue returns a copy of v (a decoded JSON or YAML tree) in which every occurrence of
-// a secret in a string is masked.
+// a secret in a string or a map key is masked.
 func MaskValue(v any, secrets []string) any {
 	switch v := v.(type) {
 	case string:
@@ -92,7 +92,7 @@ func MaskValue(v any, secrets []string) any {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
-			out[k] = MaskValue(x, secrets)
+			out[MaskString(k, secrets)] = MaskValue(x, secrets)
 		}
 		return out
 	case []any:
@@ -104,3 +104,44 @@ func MaskValue(v any, secrets []string) any {
 	}
 	return v
 }
+
+// MaskObject returns a copy of a Kubernetes object fit to show: by structure first, every
+// value of a Secret's data and stringData is SecretMask whatever it holds (its keys stay
+// visible); then every occurrence of a secret anywhere else is masked as MaskValue does.
+func MaskObject(obj map[string]any, secrets []string) map[string]any {
+	out := MaskValue(obj, secrets).(map[string]any)
+	if kind, _ := obj["kind"].(string); kind != "Secret" {
+		return out
+	}
+	if api, _ := obj["apiVersion"].(string); api != "v1" {
+		return out
+	}
+	for _, field := range []string{"data", "stringData"} {
+		data, ok := out[field].(map[string]any)
+		if !ok {
+			continue
+		}
+		for k := range data {
+			data[k] = SecretMask
+		}
+	}
+	return out
+}
+
+// MaskError returns err with every occurrence of a secret in its message masked: a
+// template's error can quote a value (`fail`, a parse error of a decoded secret). The
+// returned error unwraps to err, for its type; show only its message.
+func MaskError(err error, secrets []string) error {
+	if err == nil || len(secrets) == 0 {
+		return err
+	}
+	return &maskedError{msg: MaskString(err.Error(), secrets), err: err}
+}
+
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }

@@ -125,7 +125,7 @@ func RenderTarget(ctx context.Context, t Target, reader render.ObjectReader) (*r
 	}
 	res, err := render.App(ctx, t.Render, t.WS, t.App, render.Request{Environment: t.Environment, Instance: t.Instance.Name, Values: t.Values, Env: resolved.Values})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, render.MaskError(err, resolved.SecretValues())
 	}
 	if t.App.File.InjectEnv {
 		render.InjectEnv(res, resolved)
