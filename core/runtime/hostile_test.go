@@ -184,7 +184,9 @@ func hostileBase(engine, manifest string) map[string]string {
 }
 
 // manifest replaces web's manifest.
-func manifest(src string) map[string]string { return map[string]string{"apps/web/manifests/m.yaml": src} }
+func manifest(src string) map[string]string {
+	return map[string]string{"apps/web/manifests/m.yaml": src}
+}
 
 // hostileRun loads, validates and renders the workspace in dir as the CLI does, and returns
 // everything Roro would show: errors, problems, and the rendered objects as printed.
