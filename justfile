@@ -22,6 +22,10 @@ test *ARGS:
 bench *ARGS:
     ci/bench {{ARGS}}
 
+# Fuzz whole hostile workspaces through load, validate and render (FUZZTIME, default 5m)
+fuzz:
+    ci/fuzz
+
 # Build bin/roro
 build: deps
     go build -tags {{tags}} -o bin/roro .
