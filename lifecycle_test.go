@@ -420,7 +420,7 @@ func TestCtrlCStopsUp(t *testing.T) {
 }
 
 // TestCtrlCStopsARender: a template that would run for hours does not hold roro: Ctrl-C ends
-// render at once.
+// render at once, and the worker process running the template with it.
 func TestCtrlCStopsARender(t *testing.T) {
 	dir := appWorkspace(t, "x", map[string]string{"loop.yaml": "a: {{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}\n"})
 	cmd := exec.Command(os.Args[0], "--workspace", dir, "render", "big")
@@ -430,7 +430,12 @@ func TestCtrlCStopsARender(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // rendering by now
+	var workers []string
+	eventuallyTrue(t, 5*time.Second, func() bool {
+		workers = childPIDs(cmd.Process.Pid)
+		return len(workers) > 0
+	})
+	time.Sleep(300 * time.Millisecond) // rendering by now
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -438,11 +443,38 @@ func TestCtrlCStopsARender(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-		if !strings.Contains(errOut.String(), "render of big stopped") {
+		if !strings.Contains(errOut.String(), "app big: manifests/loop.yaml: render stopped") {
 			t.Errorf("stderr: %s", errOut.String())
 		}
 	case <-time.After(3 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("render did not end within 3 s of Ctrl-C")
+	}
+	for _, pid := range workers {
+		eventuallyTrue(t, 2*time.Second, func() bool {
+			_, err := os.Stat("/proc/" + pid)
+			return os.IsNotExist(err)
+		})
+	}
+}
+
+// childPIDs lists the children of process pid.
+func childPIDs(pid int) []string {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		out = append(out, strings.Fields(string(b))...)
+	}
+	return out
+}
+
+// eventuallyTrue polls cond every 20 ms until it holds, failing the test after timeout.
+func eventuallyTrue(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v", timeout)
+		}
 	}
 }
