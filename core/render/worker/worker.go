@@ -187,7 +187,9 @@ func start(opts Options) (*proc, error) {
 	}
 	// The worker needs nothing from Roro's environment, and must not see it: a template
 	// cannot read what is not there.
-	cmd.Env = []string{envVar + "=" + strconv.FormatInt(opts.Memory, 10)}
+	// One render at a time runs in a worker: one P is enough, and the pool's parallelism
+	// comes from its workers.
+	cmd.Env = []string{envVar + "=" + strconv.FormatInt(opts.Memory, 10), "GOMAXPROCS=1"}
 	setParentDeath(cmd)
 	w := &proc{cmd: cmd, stderr: &head{max: 4 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = w.stderr
