@@ -277,12 +277,17 @@ func TestSecretsNeverPrinted(t *testing.T) {
   "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
     "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}},
     {"name": "DB_PASSWORD", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "vault-db", "namespace": "roro-config", "jsonPath": "{.data.password}"}}]}`,
+		// The server refuses this label and quotes its value, the token, in its error.
+		"apps/badlabel/app.json": `{"namespace": "roro-secret-test", "manifests": ["m.yaml"],
+  "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
+    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}}]}`,
+		"apps/badlabel/m.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: badlabel\n  labels:\n    token: \"{{ .Env.TOKEN }}!!\"\n",
 		"apps/vault/m.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vault\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: vault}\n  template:\n    metadata:\n      labels: {app: vault}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/vault:1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n  token: {{ .Env.TOKEN | quote }}\n",
 	})
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
 	for _, args := range [][]string{
-		{"up"}, {"env", "vault"}, {"env", "vault", "-o", "json"}, {"diff", "vault", "--set", "replicas=2"},
+		{"up", "vault"}, {"up", "badlabel"}, {"env", "vault"}, {"env", "vault", "-o", "json"}, {"diff", "vault", "--set", "replicas=2"},
 		{"ps"}, {"ps", "-o", "json"}, {"render", "vault"}, {"logs", "vault"},
 	} {
 		code, out, errOut := runCLI(t, append(kc, args...)...)
@@ -291,6 +296,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 		if code == exitUsage {
 			t.Errorf("roro %s: usage error: %s", strings.Join(args, " "), errOut)
+		}
+		if args[0] == "up" && args[1] == "badlabel" && (code == exitOK || !strings.Contains(errOut, "Invalid value: \"******!!\"")) {
+			t.Errorf("roro up badlabel: exit %d, want the server's refusal with the token masked:\n%s", code, errOut)
 		}
 		if args[0] == "diff" && !strings.Contains(out, "+  replicas: 2") {
 			t.Errorf("roro diff shows no change of replicas:\n%s", out)

@@ -143,6 +143,9 @@ type kubePlan struct {
 	objects []*unstructured.Unstructured
 	// deferred are objects the server cannot dry-run before the foundation exists.
 	deferred []*unstructured.Unstructured
+	// secrets are the instance's secret env values, masked in every error: the server may
+	// quote a value it refuses.
+	secrets []string
 }
 
 func planOf(p *Plan) *kubePlan { return p.state.(*kubePlan) }
@@ -164,12 +167,12 @@ func (k *kubeCluster) Plan(ctx context.Context, targets []Target, opts kube.Appl
 			where = "environment " + t.Environment + ", " + where
 		}
 		report.emit(Event{App: t.App.Name, Instance: t.Instance.Name, Step: StepRender, Message: where})
-		res, _, err := k.Render(ctx, t)
+		res, env, err := k.Render(ctx, t)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		kp := &kubePlan{res: res, set: applySetOf(t.WS, res)}
+		kp := &kubePlan{res: res, set: applySetOf(t.WS, res), secrets: env.SecretValues()}
 		for _, o := range res.Objects {
 			if isFoundation(o) {
 				kp.foundation = append(kp.foundation, o)
@@ -261,7 +264,7 @@ func (k *kubeCluster) dryRun(ctx context.Context, plans []*Plan, opts kube.Apply
 			now = append(now, o)
 		}
 		if _, err := k.c.ApplyAll(ctx, now, opts); err != nil {
-			errs = append(errs, appError(p.Target.App.Name, err))
+			errs = append(errs, planError(p, err))
 			continue
 		}
 		report.emit(Event{App: p.Target.App.Name, Instance: p.Target.Instance.Name, Step: StepDryRun, Message: fmt.Sprintf("%d objects", p.Objects)})
@@ -302,7 +305,7 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 				}
 			}
 			if _, err := k.c.Apply(ctx, o, opts); err != nil {
-				return nil, fail(appError(p.Target.App.Name, err), false)
+				return nil, fail(planError(p, err), false)
 			}
 			if live == nil {
 				made = append(made, created{obj: o, app: p.Target.App.Name, ins: p.Target.Instance.Name})
@@ -316,7 +319,7 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 				continue
 			}
 			if err := k.c.WaitEstablished(ctx, o.GetName(), 30*time.Second); err != nil {
-				return nil, fail(appError(p.Target.App.Name, err), false)
+				return nil, fail(planError(p, err), false)
 			}
 		}
 	}
@@ -326,7 +329,7 @@ func (k *kubeCluster) Foundation(ctx context.Context, plans []*Plan, opts kube.A
 	for _, p := range plans {
 		if kp := planOf(p); len(kp.deferred) > 0 {
 			if _, err := k.c.ApplyAll(ctx, kp.deferred, dry); err != nil {
-				errs = append(errs, appError(p.Target.App.Name, err))
+				errs = append(errs, planError(p, err))
 			}
 		}
 	}
@@ -373,7 +376,7 @@ func (k *kubeCluster) Apply(ctx context.Context, p *Plan, opts kube.ApplyOptions
 		return err
 	}
 	if _, err := k.c.ApplyAll(ctx, kp.objects, opts); err != nil {
-		return err
+		return render.MaskError(err, kp.secrets)
 	}
 	report.emit(Event{App: app, Instance: inst, Step: StepApply, Message: fmt.Sprintf("%d objects", len(kp.objects))})
 	if err := k.prune(ctx, p, kinds, namespaces, report); err != nil {
@@ -577,7 +580,8 @@ func findParent(ctx context.Context, c *kube.Cluster, t Target) (*kube.Parent, e
 	return nil, nil
 }
 
-// appError names the app an error belongs to, keeping its type for errors.As.
-func appError(app string, err error) error {
-	return &AppError{App: app, Err: err}
+// planError is err about p's instance, named by its app (keeping its type for errors.As),
+// with the instance's secrets masked.
+func planError(p *Plan, err error) error {
+	return render.MaskError(&AppError{App: p.Target.App.Name, Err: err}, planOf(p).secrets)
 }
