@@ -75,7 +75,9 @@ func TestChangesCommitOnce(t *testing.T) {
 		files   []string
 		check   func(ws *workspace.Workspace) bool
 	}{
-		{func() (Commit, error) { return s.SetValues("hello", []string{"replicas=3", "image=nginx:1.28,labels.tier=web"}, false) },
+		{func() (Commit, error) {
+			return s.SetValues("hello", []string{"replicas=3", "image=nginx:1.28,labels.tier=web"}, false)
+		},
 			"Set replicas=3, image=nginx:1.28,labels.tier=web of app hello", []string{"apps/hello/app.json"},
 			func(ws *workspace.Workspace) bool {
 				v := ws.App("hello").File.Values
