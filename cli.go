@@ -116,7 +116,8 @@ display it says so and exits; the subcommands below work anywhere.`,
 		"let forwards listen on the address app.json gives even beyond 127.0.0.1 (a workspace alone cannot open a port to the network)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
-		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts))
+		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
+		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts))
 	return root
 }
 
@@ -159,6 +160,22 @@ func checkOutput(output string) error {
 		return nil
 	}
 	return usageError{fmt.Errorf("--output %q is not supported: use text or json", output)}
+}
+
+// textOrJSON refuses an --output the command cannot write.
+func textOrJSON(opts *options, cmd *cobra.Command) error {
+	if opts.output == "text" || opts.output == "json" {
+		return nil
+	}
+	return usageError{fmt.Errorf("--output %q is not supported by %s: use text or json", opts.output, cmd.CommandPath())}
+}
+
+// textOnly refuses --output for a command that only prints text.
+func textOnly(opts *options, cmd *cobra.Command) error {
+	if opts.output == "text" {
+		return nil
+	}
+	return usageError{fmt.Errorf("%s prints text only: drop --output %s", cmd.CommandPath(), opts.output)}
 }
 
 func writeJSON(w io.Writer, v any) error {

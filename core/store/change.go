@@ -91,7 +91,8 @@ type edit map[string][]byte
 func (s *Store) change(message string, build func(read func(rel string) ([]byte, error)) (edit, error)) (Commit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fail := func(err error) (Commit, error) { return Commit{}, &ChangeError{Change: message, Err: err} }
+	subject, _, _ := strings.Cut(message, "\n")
+	fail := func(err error) (Commit, error) { return Commit{}, &ChangeError{Change: subject, Err: err} }
 	read := func(rel string) ([]byte, error) {
 		return workspace.ReadFile(s.dir, filepath.Join(s.dir, filepath.FromSlash(rel)))
 	}

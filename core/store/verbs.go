@@ -49,28 +49,33 @@ func (s *Store) SetValues(app string, assignments []string, asString bool) (Comm
 			return nil, err
 		}
 		for _, a := range assignments {
-			parse := strvals.ParseInto
-			if asString {
-				parse = strvals.ParseIntoString
-			}
-			if err := parse(a, values); err != nil {
-				return nil, fmt.Errorf("%q: %w (the syntax is Helm's --set: key.sub=value, list[0]=value, a=1,b=2)", a, err)
+			if err := ParseSet(a, values, asString); err != nil {
+				return nil, err
 			}
 		}
 		dropNulls(values)
 		if now, err := json.Marshal(values); err != nil || bytes.Equal(now, old) {
 			return nil, err // the same values: nothing to write
 		}
-		block, err := indentJSON(values)
-		if err != nil {
-			return nil, err
-		}
-		out, err := sjson.SetRawBytes(raw, "values", nest(block, 1))
+		out, err := setBlock(raw, "values", values)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 		return edit{rel: out}, nil
 	})
+}
+
+// ParseSet parses one assignment in Helm's --set syntax into values (with asString, as
+// --set-string: every value a string).
+func ParseSet(assignment string, values map[string]any, asString bool) error {
+	parse := strvals.ParseInto
+	if asString {
+		parse = strvals.ParseIntoString
+	}
+	if err := parse(assignment, values); err != nil {
+		return fmt.Errorf("%q: %w (the syntax is Helm's --set: key.sub=value, list[0]=value, a=1,b=2)", assignment, err)
+	}
+	return nil
 }
 
 // dropNulls removes the keys set to null, as Helm does with `--set key=null`.
@@ -119,21 +124,15 @@ func (s *Store) AddInstance(app, name string, inst workspace.Instance) (Commit, 
 		if err != nil {
 			return nil, err
 		}
-		key := "instances." + sjsonKey(name)
-		if gjson.GetBytes(raw, key).Exists() {
+		instances, err := objectAt(raw, "instances")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
+		}
+		if _, ok := instances[name]; ok {
 			return nil, fmt.Errorf("app %s already has an instance %s: choose another name, or remove it first (roro instance rm %s %s)", app, name, app, name)
 		}
-		block, err := indentJSON(inst)
-		if err != nil {
-			return nil, err
-		}
-		if !gjson.GetBytes(raw, "instances").Exists() {
-			raw, err = sjson.SetRawBytes(raw, "instances", []byte("{}"))
-			if err != nil {
-				return nil, err
-			}
-		}
-		out, err := sjson.SetRawBytes(raw, key, nest(block, 2))
+		instances[name] = inst
+		out, err := setBlock(raw, "instances", instances)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
@@ -160,14 +159,18 @@ func (s *Store) RemoveInstance(app, name string) (Commit, error) {
 			}
 			return nil, fmt.Errorf("app %s has no instance %s (it has %s)", app, name, strings.Join(have, ", "))
 		}
-		out, err := sjson.DeleteBytes(raw, "instances."+sjsonKey(name))
+		instances, err := objectAt(raw, "instances")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
-		if len(a.File.Instances) == 1 {
-			if out, err = sjson.DeleteBytes(out, "instances"); err != nil {
-				return nil, err
-			}
+		delete(instances, name)
+		var block any = instances
+		if len(instances) == 0 {
+			block = nil
+		}
+		out, err := setBlock(raw, "instances", block)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 		return edit{rel: out}, nil
 	})
@@ -247,24 +250,68 @@ func (s *Store) SetEnvironment(name string, env workspace.Environment) (Commit, 
 		if err != nil {
 			return nil, err
 		}
-		block, err := indentJSON(env)
+		envs, err := objectAt(raw, "environments")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", workspace.FileName, err)
 		}
-		if !gjson.GetBytes(raw, "environments").Exists() {
-			if raw, err = sjson.SetRawBytes(raw, "environments", []byte("{}")); err != nil {
-				return nil, err
-			}
-		}
-		out, err := sjson.SetRawBytes(raw, "environments."+sjsonKey(name), nest(block, 2))
+		envs[name] = env
+		out, err := setBlock(raw, "environments", envs)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", workspace.FileName, err)
 		}
 		if bytes.Equal(out, raw) {
 			return nil, nil
 		}
 		return edit{workspace.FileName: out}, nil
 	})
+}
+
+// objectAt decodes the top-level field key of a JSON object as an object (numbers keep
+// their text); a missing field is an empty object.
+func objectAt(raw []byte, key string) (map[string]any, error) {
+	out := map[string]any{}
+	v := gjson.GetBytes(raw, sjsonKey(key))
+	if !v.Exists() {
+		return out, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(v.Raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil || out == nil {
+		return nil, fmt.Errorf("%q is not an object", key)
+	}
+	return out, nil
+}
+
+// setBlock sets the top-level field key of the JSON object raw to value, written indented as
+// the workspace's files are; nil removes the field. The rest of raw keeps its formatting.
+func setBlock(raw []byte, key string, value any) ([]byte, error) {
+	path := sjsonKey(key)
+	if value == nil {
+		return sjson.DeleteBytes(raw, path)
+	}
+	block, err := indentJSON(value)
+	if err != nil {
+		return nil, err
+	}
+	block = nest(block, 1)
+	if gjson.GetBytes(raw, path).Exists() {
+		return sjson.SetRawBytes(raw, path, block)
+	}
+	// A new field goes last, on its own line, before the object's closing brace.
+	end := bytes.LastIndexByte(raw, '}')
+	if end < 0 {
+		return nil, errors.New("not a JSON object")
+	}
+	body := bytes.TrimRight(raw[:end], " \t\r\n")
+	var out bytes.Buffer
+	out.Write(body)
+	if len(body) > 0 && body[len(body)-1] != '{' {
+		out.WriteByte(',')
+	}
+	keyJSON, _ := json.Marshal(key)
+	fmt.Fprintf(&out, "\n  %s: %s\n", keyJSON, block)
+	out.Write(raw[end:])
+	return out.Bytes(), nil
 }
 
 // sjsonKey escapes a map key for an sjson/gjson path.
