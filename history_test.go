@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestChangeCommands drives the change and history commands as a user would on a new
+// workspace, checking each against the real git client: every change is one commit, a bad
+// one is refused with its reason and exit 1, history and show agree with git, and revert
+// undoes a change.
+func TestChangeCommands(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "ws")
+	if code, _, errOut := runCLI(t, "init", dir); code != exitOK {
+		t.Fatal(errOut)
+	}
+	ws := []string{"--workspace", dir}
+	gitLog := func() []string {
+		out, err := exec.Command("git", "-C", dir, "log", "--format=%h %s").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	for _, step := range []struct {
+		args   []string
+		code   int
+		out    string // on stdout, or stderr when code != 0
+		commit bool
+	}{
+		{[]string{"set", "hello", "replicas=3", "image=nginx:1.28"}, exitOK, "Set replicas=3, image=nginx:1.28 of app hello", true},
+		{[]string{"instance", "add", "hello", "pr-1", "--env", "staging", "--set", "replicas=1,debug=true"}, exitOK, "Add instance pr-1 of app hello (environment staging)", true},
+		{[]string{"instance", "add", "hello", "pr-1"}, exitFail, "app hello already has an instance pr-1", false},
+		{[]string{"instance", "add", "hello", "pr-2", "--env", "prod"}, exitFail, `"prod" is not an environment`, false},
+		{[]string{"set", "nope", "a=1"}, exitFail, `no app "nope"`, false},
+		{[]string{"set", "hello"}, exitUsage, "needs an app and at least one KEY=VALUE", false},
+		{[]string{"set", "hello", "a=1", "-o", "json"}, exitUsage, "prints text only", false},
+		{[]string{"instance", "rm", "hello", "pr-1"}, exitOK, "Remove instance pr-1 of app hello", true},
+		{[]string{"history", "-o", "yaml"}, exitUsage, `--output "yaml" is not supported`, false},
+		{[]string{"show", "nope"}, exitFail, `no commit "nope"`, false},
+	} {
+		before := gitLog()
+		code, out, errOut := runCLI(t, append(ws, step.args...)...)
+		got := out
+		if step.code != exitOK {
+			got = errOut
+		}
+		if code != step.code || !strings.Contains(got, step.out) {
+			t.Errorf("roro %s: exit %d, %q%q; want exit %d and %q", strings.Join(step.args, " "), code, out, errOut, step.code, step.out)
+		}
+		after := gitLog()
+		if made := len(after) - len(before); made != map[bool]int{true: 1, false: 0}[step.commit] {
+			t.Errorf("roro %s made %d commits", strings.Join(step.args, " "), made)
+		}
+		if step.commit && !strings.HasSuffix(after[0], step.out) {
+			t.Errorf("git log's newest is %q, want %q", after[0], step.out)
+		}
+	}
+	// history agrees with git log; an app's history has its commits only.
+	_, out, _ := runCLI(t, append(ws, "history", "-o", "json")...)
+	var hist []struct{ Hash, Subject string }
+	if err := json.Unmarshal([]byte(out), &hist); err != nil {
+		t.Fatal(err, out)
+	}
+	log := gitLog()
+	if len(hist) != len(log) || len(hist) != 4 {
+		t.Fatalf("history has %d commits, git log %d (want 4)", len(hist), len(log))
+	}
+	for i := range hist {
+		if !strings.HasPrefix(hist[i].Hash, strings.Fields(log[i])[0]) || !strings.HasSuffix(log[i], hist[i].Subject) {
+			t.Errorf("history[%d] = %v, git log %q", i, hist[i], log[i])
+		}
+	}
+	code, out, _ := runCLI(t, append(ws, "history", "hello", "-n", "1", "-p")...)
+	if code != exitOK || !strings.Contains(out, "Remove instance pr-1") || !strings.Contains(out, `-    "pr-1": {`) || strings.Contains(out, "Create workspace") {
+		t.Errorf("history hello -n 1 -p:\n%s", out)
+	}
+	first := strings.Fields(log[len(log)-2])[0] // the set
+	code, out, _ = runCLI(t, append(ws, "show", first)...)
+	if code != exitOK || !strings.Contains(out, "Set replicas=3") || !strings.Contains(out, `+    "replicas": 3`) {
+		t.Errorf("show %s:\n%s", first, out)
+	}
+	// Revert the removal: pr-1 is back.
+	if code, out, errOut := runCLI(t, append(ws, "revert", "HEAD")...); code != exitOK || !strings.Contains(out, `Revert "Remove instance pr-1 of app hello"`) {
+		t.Errorf("revert HEAD: exit %d, %s%s", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, append(ws, "ls", "-o", "json")...); code != exitOK || !strings.Contains(out, "pr-1") {
+		t.Errorf("pr-1 is not back after the revert:\n%s", out)
+	}
+	// A later change to the same file: the first set no longer reverts cleanly.
+	if code, _, errOut := runCLI(t, append(ws, "set", "hello", "replicas=4")...); code != exitOK {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := runCLI(t, append(ws, "revert", first)...); code != exitFail || !strings.Contains(errOut, "does not apply cleanly: apps/hello/app.json changed since") {
+		t.Errorf("revert of an overwritten change: exit %d, %s", code, errOut)
+	}
+}
