@@ -43,6 +43,8 @@ type options struct {
 	transport string
 	// watch turns the engine's watches on (the window).
 	watch bool
+	// watchFiles reloads the workspace when its files change (the window, forward).
+	watchFiles bool
 	// noWindow keeps only the tray icon (roro --no-window).
 	noWindow bool
 	// allowAddress lets forwards listen beyond loopback (--allow-forward-address).

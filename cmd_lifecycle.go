@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -49,6 +50,7 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 		Now:              time.Now,
 		Transport:        opts.transport,
 		Watch:            opts.watch,
+		WatchFiles:       opts.watchFiles,
 		AllowNonLoopback: opts.allowAddress,
 		Render:           opts.templates,
 	})
@@ -112,6 +114,7 @@ its own namespace (or with its name suffix); their dependencies run as their def
 			if err != nil {
 				return err
 			}
+			opts.watchFiles = withForwards
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				op, err := eng.Up(runtime.UpRequest{
 					Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
@@ -131,7 +134,7 @@ its own namespace (or with its name suffix); their dependencies run as their def
 				}
 				// Forward until Ctrl-C; the apps stay up (roro down takes them down).
 				fmt.Fprintln(opts.stderr, "forwarding; Ctrl-C stops the forwards, the apps stay up")
-				printForwards(cmd.Context(), eng, forwardPrinter(opts))
+				printForwards(cmd.Context(), eng, forwardPrinter(opts), opts.stderr)
 				return nil
 			})
 		},
@@ -407,6 +410,7 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 				return usageError{fmt.Errorf("--transport %q: use auto, websocket or spdy", transport)}
 			}
 			opts.transport = transport
+			opts.watchFiles = true
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				printer := forwardPrinter(opts)
 				if err := eng.StartForwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}); err != nil {
@@ -415,7 +419,7 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 					}
 					return err
 				}
-				printForwards(cmd.Context(), eng, printer)
+				printForwards(cmd.Context(), eng, printer, opts.stderr)
 				return nil
 			})
 		},
@@ -427,17 +431,28 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 
 // printForwards prints the engine's forwards after every change until ctx ends (Ctrl-C),
 // then stops them and prints their last states.
-func printForwards(ctx context.Context, eng *runtime.Engine, print func([]runtime.ForwardView)) {
+func printForwards(ctx context.Context, eng *runtime.Engine, print func([]runtime.ForwardView), stderr io.Writer) {
 	changed, stop := eng.Subscribe()
 	defer stop()
 	print(eng.Snapshot().Forwards)
+	problem := ""
 	for {
 		select {
 		case <-ctx.Done():
 			print(eng.StopAllForwards())
 			return
 		case <-changed:
-			print(eng.Snapshot().Forwards)
+			s := eng.Snapshot()
+			// The files are watched: say when an edit does not load, and when it is fixed.
+			if p := s.Workspace.Problem; p != problem {
+				if p != "" {
+					fmt.Fprintf(stderr, "the workspace's files do not load; forwarding as before the edit: %s\n", p)
+				} else {
+					fmt.Fprintln(stderr, "the workspace loads again")
+				}
+				problem = p
+			}
+			print(s.Forwards)
 		}
 	}
 }

@@ -181,5 +181,6 @@ func hasSessionBus() bool { return os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" }
 // follow the cluster without polling.
 func newWatchingEngine(opts *options) (*runtime.Engine, error) {
 	opts.watch = true
+	opts.watchFiles = true
 	return newEngine(opts)
 }

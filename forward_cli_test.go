@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -107,6 +109,26 @@ func TestForwardCommand(t *testing.T) {
 	}
 	if echoErr != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", echoErr, out.String(), errOut.String())
+	}
+	// The running forward watches the files: a broken edit is reported with its place and
+	// changes nothing; putting the file back is reported too.
+	appJSON := filepath.Join(dir, "apps/echo/app.json")
+	good, err := os.ReadFile(appJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ data, want string }{
+		{"{\n  \"manifests\": 3\n}\n", "the workspace's files do not load; forwarding as before the edit: " + appJSON + ":2:"},
+		{string(good), "the workspace loads again"},
+	} {
+		if err := os.WriteFile(appJSON, []byte(step.data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := testcluster.Poll(testcluster.Context(t, 5*time.Second), 20*time.Millisecond, func() (bool, error) {
+			return strings.Contains(errOut.String(), step.want), nil
+		}); err != nil {
+			t.Fatalf("forward did not say %q:\n%s", step.want, errOut.String())
+		}
 	}
 	cancel()
 	select {

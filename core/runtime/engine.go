@@ -41,6 +41,10 @@ type Options struct {
 	// Render runs the templates. Nil: the engine runs them in a worker.Pool of its own with
 	// the default bounds, stopped by Close.
 	Render render.Executor
+	// WatchFiles reloads the workspace when its files change (an editor, a pull, a push):
+	// the window and `roro forward` want it. An edit that does not load keeps the last good
+	// workspace and shows in the snapshot's Workspace.Problem.
+	WatchFiles bool
 }
 
 // Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
@@ -71,6 +75,8 @@ type Engine struct {
 	contextOverride string
 	git             GitView
 	version         uint64
+	// wsProblem is why the workspace's files, as they are now, do not load; nil when they do.
+	wsProblem error
 
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
@@ -121,7 +127,38 @@ func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
 	e.current.Store(e.build())
 	e.wg.Go(e.publisher)
 	e.wg.Go(e.watchCounters)
+	if opts.WatchFiles {
+		w := workspace.NewWatcher(ws.Dir, workspace.WatchOptions{Loaded: e.reloaded, Failed: e.loadFailed})
+		ended := make(chan struct{})
+		e.wg.Go(func() {
+			defer close(ended)
+			if err := w.Run(e.ctx); err != nil {
+				e.loadFailed(err)
+			}
+		})
+		// Once New returns, every change to the files is seen.
+		select {
+		case <-w.Ready():
+		case <-ended:
+		}
+	}
 	return e, nil
+}
+
+// reloaded takes a workspace the file watcher loaded after a change.
+func (e *Engine) reloaded(ws *workspace.Workspace) {
+	e.mu.Lock()
+	e.wsProblem = nil
+	e.mu.Unlock()
+	_ = e.Reload(ws) // ErrClosed only: the engine is going
+}
+
+// loadFailed keeps the last good workspace and publishes why the files do not load.
+func (e *Engine) loadFailed(err error) {
+	e.mu.Lock()
+	e.wsProblem = err
+	e.mu.Unlock()
+	e.changed()
 }
 
 // countersEvery is how often the engine looks for forwards whose traffic counters moved.
@@ -278,6 +315,9 @@ func (e *Engine) build() *Snapshot {
 	ws := e.ws
 	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git, Context: e.contextOverride,
 		Workspace: WorkspaceView{Name: ws.File.Name, Dir: ws.Dir, DefaultEnvironment: ws.File.DefaultEnvironment, Environments: ws.EnvironmentNames()}}
+	if e.wsProblem != nil {
+		s.Workspace.Problem = e.wsProblem.Error()
+	}
 	// Running instances, from every connected environment's watch.
 	running := map[InstanceKey]InstanceView{}
 	var orphans []InstanceView

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -698,4 +700,47 @@ func TestForwardsStayOnLoopback(t *testing.T) {
 			t.Errorf("%q is loopback", a)
 		}
 	}
+}
+
+// TestEngineWatchesFiles: with WatchFiles, an edit on disk reloads the engine (a forward whose
+// ports changed restarts, the other runs on untouched); an edit that does not load keeps
+// the last good workspace and shows where it fails; fixing it clears that.
+func TestEngineWatchesFiles(t *testing.T) {
+	fc := newFakeCluster()
+	ws := fakeWorkspace(t, map[string]string{
+		"a": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/a", "ports": ["0:80"]}]}`,
+		"b": `{"manifests": ["m.yaml"], "forwards": [{"target": "service/b", "ports": ["0:80"]}]}`,
+	})
+	e := fakeEngine(t, ws, fc, func(o *Options) { o.WatchFiles = true })
+	ctx := context.Background()
+	for _, app := range []string{"a", "b"} {
+		if err := e.StartForwards(ctx, app, Selection{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := fc.liveForwards("service/a"), fc.liveForwards("service/b")
+	write := func(app, body string) {
+		if err := os.WriteFile(filepath.Join(ws.Dir, "apps", app, "app.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("b", `{"manifests": ["m.yaml"], "group": "edited", "forwards": [{"target": "service/b", "ports": ["0:8080"]}]}`)
+	waitFor(t, e, 2*time.Second, func(s *Snapshot) bool { return s.App("b").Group == "edited" })
+	eventually(t, 2*time.Second, func() bool {
+		now := fc.liveForwards("service/b")
+		return len(now) == 1 && now[0] != b[0] && now[0].spec.Ports[0] == "0:8080"
+	})
+	if now := fc.liveForwards("service/a"); len(now) != 1 || now[0] != a[0] {
+		t.Error("a's forward was touched by an edit of b")
+	}
+	write("a", "{\n  \"manifests\": [\"m.yaml\"],\n  \"forwrds\": []\n}\n")
+	s := waitFor(t, e, 2*time.Second, func(s *Snapshot) bool { return s.Workspace.Problem != "" })
+	if want := filepath.Join(ws.Dir, "apps/a/app.json") + ":3:3"; !strings.Contains(s.Workspace.Problem, want) || len(s.Apps) != 2 {
+		t.Errorf("problem %q (want it at %s), %d apps (want the last good 2)", s.Workspace.Problem, want, len(s.Apps))
+	}
+	if now := fc.liveForwards("service/a"); len(now) != 1 || now[0] != a[0] {
+		t.Error("a broken edit touched a's forward")
+	}
+	write("a", `{"manifests": ["m.yaml"], "group": "fixed", "forwards": [{"target": "service/a", "ports": ["0:80"]}]}`)
+	waitFor(t, e, 2*time.Second, func(s *Snapshot) bool { return s.Workspace.Problem == "" && s.App("a").Group == "fixed" })
 }

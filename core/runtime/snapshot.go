@@ -58,6 +58,9 @@ type WorkspaceView struct {
 	Name, Dir          string
 	DefaultEnvironment string
 	Environments       []string
+	// Problem is why the workspace's files, as they are on disk now, do not load (with the
+	// file and place); the engine runs on the last workspace that loaded. "" when they load.
+	Problem string
 }
 
 // Health sums up an instance or an app.
