@@ -550,7 +550,8 @@ func (u *UI) sideLine(gtx layout.Context, it sideItem) layout.Dimensions {
 }
 
 // statusBar: what is happening — the running operation with its step and cancel, the last
-// action's error, and how many forwards are live.
+// action's error, an edit of the workspace's files that does not load, and how many
+// forwards are live.
 func (u *UI) statusBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensions {
 	s := u.style
 	runningOp := snap.Running()
@@ -574,6 +575,9 @@ func (u *UI) statusBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimens
 				children = append(children,
 					layout.Flexed(1, s.label(s.scale.Body, s.pal.Text, msg).Layout),
 					layout.Rigid(s.button(&u.cancelBtn, "Cancel", fmt.Sprintf("Cancel %s #%d", runningOp.Kind, runningOp.ID)).Layout))
+			case snap.Workspace.Problem != "":
+				children = append(children, layout.Flexed(1, s.label(s.scale.Body, s.pal.Failed,
+					"The workspace's files do not load; showing the last version that did: "+snap.Workspace.Problem).Layout))
 			default:
 				msg := "Ready"
 				for _, c := range snap.Connections {

@@ -300,6 +300,17 @@ func TestConnectionStateInWords(t *testing.T) {
 	}
 }
 
+// TestWorkspaceProblemShown: when the files on disk stop loading (an edit, a pull), the
+// status bar says so with the place, over the last version that loaded.
+func TestWorkspaceProblemShown(t *testing.T) {
+	snap := demoSnapshot()
+	snap.Workspace.Problem = "/ws/apps/api/app.json:3:3: unknown field \"forwrds\""
+	s := newScreen(t, &fakeEngine{snap: snap})
+	if !s.shows("The workspace's files do not load; showing the last version that did: /ws/apps/api/app.json:3:3: unknown field \"forwrds\"") || !s.shows("api") {
+		t.Errorf("screen:\n%s", strings.Join(s.labels(), "\n"))
+	}
+}
+
 // TestLocateMatchesTheScreen: Locate finds a button where the screen has it.
 func TestLocateMatchesTheScreen(t *testing.T) {
 	eng := &fakeEngine{snap: demoSnapshot()}
