@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -58,6 +59,9 @@ func Load(dir string) (*Workspace, error) {
 				path, ws.File.DefaultEnvironment, strings.Join(ws.EnvironmentNames(), ", ")))
 		}
 	}
+	if _, err := ws.SyncInterval(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+	}
 	dirs, err := memberDirs(abs, ws.File.Members)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", path, err))
@@ -92,6 +96,22 @@ func Load(dir string) (*Workspace, error) {
 		return nil, err
 	}
 	return ws, nil
+}
+
+// DefaultSyncInterval is how often Roro syncs in the background when roro.json's
+// sync.interval does not say.
+const DefaultSyncInterval = 5 * time.Minute
+
+// SyncInterval is the time between background syncs (0: only on demand).
+func (w *Workspace) SyncInterval() (time.Duration, error) {
+	if w.File.Sync == nil || w.File.Sync.Interval == "" {
+		return DefaultSyncInterval, nil
+	}
+	d, err := time.ParseDuration(w.File.Sync.Interval)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("sync.interval %q is not a duration: write it as 5m, 30s or 1h (0: only on demand)", w.File.Sync.Interval)
+	}
+	return d, nil
 }
 
 // App returns the app with the given name, or nil.

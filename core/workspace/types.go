@@ -48,12 +48,17 @@ type Environment struct {
 
 // Sync says how the workspace follows a git remote.
 type Sync struct {
+	// Remote is the git remote to follow (default origin).
 	Remote string `json:"remote,omitempty"`
+	// Branch is the remote branch to follow (default: the branch checked out).
 	Branch string `json:"branch,omitempty"`
-	// Interval between fetches, as a Go duration ("5m"); empty disables periodic fetches.
+	// Interval between background syncs while Roro runs, a Go duration (default "5m"; "0"
+	// syncs only on demand).
 	Interval string `json:"interval,omitempty"`
-	// AutoPush pushes each local commit when true.
-	AutoPush bool `json:"autoPush,omitempty"`
+	// Push pushes local commits on every sync, when they fast-forward the remote.
+	Push bool `json:"push,omitempty"`
+	// Offline stops every sync: Roro never reaches the remote on its own or on demand.
+	Offline bool `json:"offline,omitempty"`
 }
 
 // App is one app: a group of manifests with its values, env, forwards and instances.
