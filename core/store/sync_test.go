@@ -25,7 +25,9 @@ func shared(t *testing.T, remoteURL func(bare string) string) (*Store, string) {
 	return a, bare
 }
 
-func workspaceEnv(context string) workspace.Environment { return workspace.Environment{Context: context} }
+func workspaceEnv(context string) workspace.Environment {
+	return workspace.Environment{Context: context}
+}
 
 // setOffline commits sync.offline into the workspace's roro.json.
 func setOffline(t *testing.T, s *Store) {
