@@ -45,6 +45,8 @@ type options struct {
 	watch bool
 	// watchFiles reloads the workspace when its files change (the window, forward).
 	watchFiles bool
+	// gitSync syncs the workspace with its git remote in the background (the window).
+	gitSync bool
 	// noWindow keeps only the tray icon (roro --no-window).
 	noWindow bool
 	// allowAddress lets forwards listen beyond loopback (--allow-forward-address).
@@ -119,7 +121,7 @@ display it says so and exits; the subcommands below work anywhere.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
-		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts))
+		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts))
 	return root
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/forward"
 )
 
@@ -43,7 +44,15 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	var gitSync runtime.GitSyncer
+	if opts.gitSync {
+		// A workspace that is no git repository still opens; it is only not synced.
+		if s, err := store.Open(ws.Dir, time.Now); err == nil {
+			gitSync = s
+		}
+	}
 	return runtime.New(ws, runtime.Options{
+		GitSync:          gitSync,
 		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
 		Store:            runtime.NewStore(stateDir, ws.Dir),
 		LookupHost:       os.LookupEnv,

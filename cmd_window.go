@@ -178,9 +178,11 @@ func lastWorkspace(opts *options, stateDir string) error {
 func hasSessionBus() bool { return os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" }
 
 // newWatchingEngine is newEngine with the watches a window needs: instances and health
-// follow the cluster without polling.
+// follow the cluster without polling, the files are watched, and git syncs in the
+// background.
 func newWatchingEngine(opts *options) (*runtime.Engine, error) {
 	opts.watch = true
 	opts.watchFiles = true
+	opts.gitSync = true
 	return newEngine(opts)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,52 @@ func TestChangeCommands(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, append(ws, "revert", first)...); code != exitFail || !strings.Contains(errOut, "does not apply cleanly: apps/hello/app.json changed since") {
 		t.Errorf("revert of an overwritten change: exit %d, %s", code, errOut)
+	}
+}
+
+// TestSyncCommand: roro sync against a bare repository on disk: the first --push creates the
+// branch; a teammate's clone that diverged lists both sides and exits 1; --rebase --push
+// resolves a divergence that applies cleanly.
+func TestSyncCommand(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	root := t.TempDir()
+	a, b, bare := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "remote.git")
+	git := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if code, _, errOut := runCLI(t, "init", a); code != exitOK {
+		t.Fatal(errOut)
+	}
+	git("init", "--quiet", "--bare", "--initial-branch=main", bare)
+	git("-C", a, "remote", "add", "origin", bare)
+	if code, out, errOut := runCLI(t, "-w", a, "sync"); code != exitOK || !strings.Contains(out, "ahead: origin has no branch main yet") {
+		t.Fatalf("sync without push: %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "-w", a, "sync", "--push"); code != exitOK || !strings.HasPrefix(out, "pushed:") {
+		t.Fatalf("first push: %d %s%s", code, out, errOut)
+	}
+	git("clone", "--quiet", bare, b)
+	runCLI(t, "-w", a, "set", "hello", "replicas=5")
+	runCLI(t, "-w", a, "sync", "--push")
+	// The teammate edits another file in an editor and commits it with git.
+	rj := filepath.Join(b, "roro.json")
+	data, err := os.ReadFile(rj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rj, []byte(strings.Replace(string(data), `"logLevel": "info"`, `"logLevel": "warn"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("-C", b, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "--quiet", "-am", "Quieter staging logs")
+	code, out, errOut := runCLI(t, "-w", b, "sync", "--push")
+	if code != exitFail || !strings.Contains(out, "here, not on origin/main:") || !strings.Contains(out, "Quieter staging logs") ||
+		!strings.Contains(out, "on origin/main, not here:") || !strings.Contains(out, "Set replicas=5 of app hello") || !strings.Contains(errOut, "diverged") {
+		t.Fatalf("diverged sync: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "-w", b, "sync", "--rebase", "--push", "-o", "json"); code != exitOK || !strings.Contains(out, `"state": "rebased"`) {
+		t.Fatalf("rebase: exit %d\n%s%s", code, out, errOut)
 	}
 }

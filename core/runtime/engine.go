@@ -45,6 +45,9 @@ type Options struct {
 	// the window and `roro forward` want it. An edit that does not load keeps the last good
 	// workspace and shows in the snapshot's Workspace.Problem.
 	WatchFiles bool
+	// GitSync syncs the workspace with its git remote: on demand (SyncNow) and, when set,
+	// in the background every sync.interval of roro.json. Nil: the workspace is not synced.
+	GitSync GitSyncer
 }
 
 // Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
@@ -127,6 +130,9 @@ func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
 	e.current.Store(e.build())
 	e.wg.Go(e.publisher)
 	e.wg.Go(e.watchCounters)
+	if opts.GitSync != nil {
+		e.wg.Go(e.syncLoop)
+	}
 	if opts.WatchFiles {
 		w := workspace.NewWatcher(ws.Dir, workspace.WatchOptions{Loaded: e.reloaded, Failed: e.loadFailed})
 		ended := make(chan struct{})

@@ -51,6 +51,9 @@ func (e *BusyError) Error() string {
 // ErrClosed is returned by an Engine's calls after Close.
 var ErrClosed = errors.New("the engine is closed")
 
+// errNoGit is SyncNow on an engine given no GitSync.
+var errNoGit = errors.New("this workspace is not synced: it is not a git repository Roro opened")
+
 // DryRunError says the server refused objects in the dry run, so nothing was applied.
 type DryRunError struct{ Err error }
 

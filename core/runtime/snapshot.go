@@ -200,13 +200,19 @@ type ForwardView struct {
 	Err string
 }
 
-// GitView is the workspace's git sync state.
+// GitView is the workspace's git sync state, as the last sync left it.
 type GitView struct {
-	// State is empty until the git layer reports.
+	// State is one of store's Sync* states; empty before the first sync.
 	State   string
 	Message string
+	Remote  string
 	Branch  string
-	Ahead   int
-	Behind  int
-	At      time.Time
+	// Ahead and Behind count the commits each side lacks; AheadCommits and BehindCommits
+	// name them ("1a2b3c4 subject"), newest first.
+	Ahead, Behind               int
+	AheadCommits, BehindCommits []string
+	// Fetched is when the remote was last read; At when the last sync ended.
+	Fetched, At time.Time
+	// Syncing is true while a sync runs.
+	Syncing bool
 }
