@@ -66,6 +66,10 @@ type Server struct {
 	slots  chan struct{}
 	ready  chan struct{}
 
+	// pushes serializes the pushes to each workspace: two receive-packs updating one work
+	// tree at once could leave it matching neither.
+	pushes sync.Map // name → *sync.Mutex
+
 	mu      sync.Mutex
 	addr    string
 	pending []*trackedConn // connections not logged in yet, oldest first
@@ -152,7 +156,10 @@ func New(opts Options) (*Server, error) {
 		// callbacks (denied), no subsystems.
 		PtyCallback:  func(ssh.Context, ssh.Pty) bool { return false },
 		ConnCallback: s.track,
-		IdleTimeout:  opts.IdleTimeout,
+		ConnectionFailedCallback: func(c net.Conn, err error) {
+			s.log.Info("connection ended before login", "remote", c.RemoteAddr().String(), "err", err)
+		},
+		IdleTimeout: opts.IdleTimeout,
 	}
 	return s, nil
 }
@@ -236,6 +243,15 @@ type connKey struct{}
 func (s *Server) track(ctx ssh.Context, c net.Conn) net.Conn {
 	tc := &trackedConn{Conn: c, s: s, remote: c.RemoteAddr().String()}
 	ctx.SetValue(connKey{}, tc)
+	tc.timer = time.AfterFunc(s.opts.LoginTimeout, func() {
+		tc.mu.Lock()
+		in := tc.loggedIn
+		tc.mu.Unlock()
+		if !in {
+			s.log.Info("closed a connection that did not log in in time", "remote", tc.remote)
+			tc.Close()
+		}
+	})
 	var evict *trackedConn
 	s.mu.Lock()
 	s.pending = append(s.pending, tc)
@@ -247,15 +263,6 @@ func (s *Server) track(ctx ssh.Context, c net.Conn) net.Conn {
 		s.log.Warn("closed a connection that had not logged in, to make room", "remote", evict.remote)
 		evict.Close()
 	}
-	tc.timer = time.AfterFunc(s.opts.LoginTimeout, func() {
-		tc.mu.Lock()
-		in := tc.loggedIn
-		tc.mu.Unlock()
-		if !in {
-			s.log.Info("closed a connection that did not log in in time", "remote", tc.remote)
-			tc.Close()
-		}
-	})
 	s.log.Info("connection", "remote", tc.remote)
 	return tc
 }
@@ -409,6 +416,11 @@ func (s *Server) session(sess ssh.Session) {
 			"receive-pack", dir}
 	} else {
 		gitArgs = []string{"upload-pack", "--strict", filepath.Join(dir, ".git")}
+	}
+	if push {
+		m, _ := s.pushes.LoadOrStore(name, &sync.Mutex{})
+		m.(*sync.Mutex).Lock()
+		defer m.(*sync.Mutex).Unlock()
 	}
 	start := time.Now()
 	cmd := exec.CommandContext(sess.Context(), "git", gitArgs...)
