@@ -121,7 +121,7 @@ display it says so and exits; the subcommands below work anywhere.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
-		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts))
+		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts))
 	return root
 }
 

@@ -54,6 +54,9 @@ type Settings struct {
 	now  func() time.Time
 	mu   sync.Mutex
 	file settingsFile
+	// stamp is the file's size and time as last read: another process (roro serve approve
+	// while roro serve runs) changes the file, and the next look reads it again.
+	stamp string
 }
 
 type settingsFile struct {
@@ -67,28 +70,48 @@ const maxRefused = 100
 // OpenSettings reads the settings file at path; a missing file is empty settings.
 func OpenSettings(path string, now func() time.Time) (*Settings, error) {
 	s := &Settings{path: path, now: now}
-	data, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("read the server's keys: %w", err)
-	}
-	if err := json.Unmarshal(data, &s.file); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for _, k := range s.file.Keys {
-		if k.Role != RoleRead && k.Role != RoleWrite {
-			return nil, fmt.Errorf("%s: key %s has role %q: use read or write", path, k.Fingerprint, k.Role)
-		}
+	if err := s.refreshLocked(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// refreshLocked reads the file again when it changed since it was last read. A file that
+// became unreadable or invalid keeps the last good settings and is reported.
+func (s *Settings) refreshLocked() error {
+	info, err := os.Stat(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the server's keys: %w", err)
+	}
+	stamp := fmt.Sprint(info.Size(), info.ModTime().UnixNano())
+	if stamp == s.stamp {
+		return nil
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return fmt.Errorf("read the server's keys: %w", err)
+	}
+	var f settingsFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("%s: %w", s.path, err)
+	}
+	for _, k := range f.Keys {
+		if k.Role != RoleRead && k.Role != RoleWrite {
+			return fmt.Errorf("%s: key %s has role %q: use read or write", s.path, k.Fingerprint, k.Role)
+		}
+	}
+	s.file, s.stamp = f, stamp
+	return nil
 }
 
 // Role is the role of the key with fingerprint fp, or "" when it is not authorized.
 func (s *Settings) Role(fp string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.refreshLocked() // on error, the last good settings
 	for _, k := range s.file.Keys {
 		if k.Fingerprint == fp {
 			return k.Role
@@ -101,6 +124,7 @@ func (s *Settings) Role(fp string) string {
 func (s *Settings) Keys() []Key {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.refreshLocked() // on error, the last good settings
 	return append([]Key(nil), s.file.Keys...)
 }
 
@@ -108,6 +132,7 @@ func (s *Settings) Keys() []Key {
 func (s *Settings) RefusedKeys() []Refused {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.refreshLocked() // on error, the last good settings
 	out := append([]Refused(nil), s.file.Refused...)
 	sort.Slice(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
 	return out
@@ -117,6 +142,9 @@ func (s *Settings) RefusedKeys() []Refused {
 func (s *Settings) Refuse(key gossh.PublicKey, address string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refreshLocked(); err != nil {
+		return err
+	}
 	fp := gossh.FingerprintSHA256(key)
 	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
 	for i := range s.file.Refused {
@@ -141,6 +169,9 @@ func (s *Settings) Approve(fp, role string) (Key, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refreshLocked(); err != nil {
+		return Key{}, err
+	}
 	for i, r := range s.file.Refused {
 		if r.Fingerprint != fp {
 			continue
@@ -165,6 +196,9 @@ func (s *Settings) Add(line, role string) (Key, error) {
 	k := Key{Fingerprint: gossh.FingerprintSHA256(pub), Key: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub))), Comment: comment, Role: role, Added: s.now()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refreshLocked(); err != nil {
+		return Key{}, err
+	}
 	s.setLocked(k)
 	return k, s.saveLocked()
 }
@@ -203,6 +237,9 @@ func (s *Settings) Import(path, role string) ([]Key, error) {
 func (s *Settings) Remove(fp string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.refreshLocked(); err != nil {
+		return err
+	}
 	for i, k := range s.file.Keys {
 		if k.Fingerprint == fp {
 			s.file.Keys = append(s.file.Keys[:i], s.file.Keys[i+1:]...)
@@ -253,5 +290,11 @@ func (s *Settings) saveLocked() error {
 	if err := os.Chmod(f.Name(), 0o600); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), s.path)
+	if err := os.Rename(f.Name(), s.path); err != nil {
+		return err
+	}
+	if info, err := os.Stat(s.path); err == nil {
+		s.stamp = fmt.Sprint(info.Size(), info.ModTime().UnixNano())
+	}
+	return nil
 }
