@@ -88,6 +88,8 @@ PermitRootLogin prohibit-password
 AllowTcpForwarding no
 X11Forwarding no
 LogLevel VERBOSE
+MaxStartups 100:30:200
+MaxSessions 100
 `, port, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
