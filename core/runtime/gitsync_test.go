@@ -3,8 +3,8 @@ package runtime
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
