@@ -286,3 +286,26 @@ func runEnv(dir string, env []string, name string, args ...string) (string, erro
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestLoginTimeout: a connection that does not log in within LoginTimeout is closed.
+func TestLoginTimeout(t *testing.T) {
+	sv := serve(t, func(o *Options) { o.LoginTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("tcp", sv.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 256)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the connection stayed open 5 s without logging in")
+			}
+			break // closed by the server
+		}
+	}
+	if !strings.Contains(sv.log.String(), "closed a connection that did not log in in time") {
+		t.Errorf("log:\n%s", sv.log.String())
+	}
+}
