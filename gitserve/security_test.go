@@ -233,10 +233,15 @@ func TestConcurrentPushers(t *testing.T) {
 }
 
 // TestIdleConnections: 200 connections opened and left idle, before they log in, do not
-// stop a real clone.
+// stop a real clone; past MaxUnauthenticated the oldest idle ones are closed.
 func TestIdleConnections(t *testing.T) {
 	sv := serve(t)
 	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
 	for range 200 {
 		c, err := net.Dial("tcp", sv.srv.Addr())
 		if err != nil {
@@ -244,19 +249,42 @@ func TestIdleConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	work := t.TempDir()
 	start := time.Now()
 	sv.mustGit(t, sv.reader, work, "clone", "--quiet", sv.url("demo"), filepath.Join(work, "c"))
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the clone took %v with 200 idle connections open", d)
 	}
-	if !strings.Contains(sv.log.String(), "closed a connection that had not logged in, to make room") {
-		t.Error("no idle connection was closed to make room")
+
+	// A bound of 8: of 20 idle connections, the 12 oldest are closed to make room.
+	small := serve(t, func(o *Options) { o.MaxUnauthenticated = 8 })
+	var idle []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", small.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		conns = append(conns, c)
+		time.Sleep(20 * time.Millisecond) // accepted in this order
+	}
+	closed := 0
+	for i, c := range idle {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 256)
+		_, err := c.Read(buf) // the server's version line, then EOF when it closed us
+		for err == nil {
+			_, err = c.Read(buf)
+		}
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			closed++
+			if i >= 12 {
+				t.Errorf("connection %d, one of the 8 newest, was closed", i)
+			}
+		}
+	}
+	if closed != 12 || !strings.Contains(small.log.String(), "closed a connection that had not logged in, to make room") {
+		t.Errorf("%d of 20 idle connections were closed, want the 12 oldest", closed)
 	}
 }
 

@@ -44,8 +44,10 @@ type Options struct {
 	Executable string
 	// MaxSessions bounds the git commands running at once (default 32).
 	MaxSessions int
-	// MaxUnauthenticated bounds connections that have not logged in yet (default 32): past
-	// it, the oldest is closed, so idle connections cannot lock teammates out.
+	// MaxUnauthenticated bounds connections that have not logged in yet (default 256): past
+	// it, the oldest is closed. Each costs a goroutine and a descriptor, nothing a login
+	// waits for: idle connections cannot lock teammates out, only use memory, and this
+	// bounds that.
 	MaxUnauthenticated int
 	// LoginTimeout closes a connection that has not logged in within it (default 10 s).
 	LoginTimeout time.Duration
@@ -103,7 +105,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxSessions = 32
 	}
 	if opts.MaxUnauthenticated <= 0 {
-		opts.MaxUnauthenticated = 32
+		opts.MaxUnauthenticated = 256
 	}
 	if opts.LoginTimeout <= 0 {
 		opts.LoginTimeout = 10 * time.Second
