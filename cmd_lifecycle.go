@@ -44,15 +44,15 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	var gitSync runtime.GitSyncer
+	var repo runtime.Repo
 	if opts.gitSync {
-		// A workspace that is no git repository still opens; it is only not synced.
+		// A workspace that is no git repository still opens, without history or sync.
 		if s, err := store.Open(ws.Dir, time.Now); err == nil {
-			gitSync = s
+			repo = s
 		}
 	}
 	return runtime.New(ws, runtime.Options{
-		GitSync:          gitSync,
+		Repo:             repo,
 		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
 		Store:            runtime.NewStore(stateDir, ws.Dir),
 		LookupHost:       os.LookupEnv,

@@ -45,9 +45,10 @@ type Options struct {
 	// the window and `roro forward` want it. An edit that does not load keeps the last good
 	// workspace and shows in the snapshot's Workspace.Problem.
 	WatchFiles bool
-	// GitSync syncs the workspace with its git remote: on demand (SyncNow) and, when set,
-	// in the background every sync.interval of roro.json. Nil: the workspace is not synced.
-	GitSync GitSyncer
+	// Repo is the workspace's git repository: changes (SetValues, AddInstance, Revert, …) are
+	// commits through it, and it syncs with the remote on demand (SyncNow) and in the
+	// background every sync.interval of roro.json. Nil: no history, no sync.
+	Repo Repo
 }
 
 // Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
@@ -130,7 +131,7 @@ func New(ws *workspace.Workspace, opts Options) (*Engine, error) {
 	e.current.Store(e.build())
 	e.wg.Go(e.publisher)
 	e.wg.Go(e.watchCounters)
-	if opts.GitSync != nil {
+	if opts.Repo != nil {
 		e.wg.Go(e.syncLoop)
 	}
 	if opts.WatchFiles {

@@ -5,30 +5,103 @@ import (
 	"time"
 
 	"github.com/rorokube/roro/core/store"
+	"github.com/rorokube/roro/core/workspace"
 )
 
-// GitSyncer syncs the workspace's repository with its remote: *store.Store.
-type GitSyncer interface {
+// Repo is the workspace's git repository as the engine uses it: *store.Store. Every change
+// is a commit; sync follows the remote.
+type Repo interface {
 	Sync(ctx context.Context, opts store.SyncOptions) (store.SyncState, error)
+	History(app string, limit int) ([]store.Commit, error)
+	Show(rev string) (store.Commit, string, error)
+	Revert(rev string) (store.Commit, error)
+	SetValues(app string, assignments []string, asString bool) (store.Commit, error)
+	AddInstance(app, name string, inst workspace.Instance) (store.Commit, error)
+	RemoveInstance(app, name string) (store.Commit, error)
 }
 
 // SyncNow syncs the workspace with its remote now (the window's Sync and Push buttons, `roro
 // sync`) and publishes the result in the snapshot's Git. Files a sync changes reach the
-// engine through the file watcher.
+// engine through the file watcher, and at once here.
 func (e *Engine) SyncNow(ctx context.Context, opts store.SyncOptions) (store.SyncState, error) {
-	if e.opts.GitSync == nil {
+	if e.opts.Repo == nil {
 		return store.SyncState{}, errNoGit
 	}
 	e.mu.Lock()
 	e.git.Syncing = true
 	e.mu.Unlock()
 	e.changed()
-	st, err := e.opts.GitSync.Sync(ctx, opts)
+	st, err := e.opts.Repo.Sync(ctx, opts)
 	e.mu.Lock()
 	e.git = gitView(st, e.opts.Now())
 	e.mu.Unlock()
+	if st.State == store.SyncFastForward || st.State == store.SyncRebased {
+		e.reloadFromDisk()
+	}
 	e.changed()
 	return st, err
+}
+
+// History lists the workspace's commits (an app's only, given one), newest first.
+func (e *Engine) History(app string, limit int) ([]store.Commit, error) {
+	if e.opts.Repo == nil {
+		return nil, errNoGit
+	}
+	return e.opts.Repo.History(app, limit)
+}
+
+// Show is one commit and its diff.
+func (e *Engine) Show(rev string) (store.Commit, string, error) {
+	if e.opts.Repo == nil {
+		return store.Commit{}, "", errNoGit
+	}
+	return e.opts.Repo.Show(rev)
+}
+
+// Revert undoes a commit with a new one, and reloads.
+func (e *Engine) Revert(rev string) (store.Commit, error) {
+	return e.change(func(r Repo) (store.Commit, error) { return r.Revert(rev) })
+}
+
+// SetValues sets an app's values (Helm's --set syntax) as one commit, and reloads.
+func (e *Engine) SetValues(app string, assignments []string, asString bool) (store.Commit, error) {
+	return e.change(func(r Repo) (store.Commit, error) { return r.SetValues(app, assignments, asString) })
+}
+
+// AddInstance adds a further instance of an app as one commit, and reloads.
+func (e *Engine) AddInstance(app, name string, inst workspace.Instance) (store.Commit, error) {
+	return e.change(func(r Repo) (store.Commit, error) { return r.AddInstance(app, name, inst) })
+}
+
+// RemoveInstance removes an instance from app.json as one commit, and reloads. What runs of
+// it is left alone.
+func (e *Engine) RemoveInstance(app, name string) (store.Commit, error) {
+	return e.change(func(r Repo) (store.Commit, error) { return r.RemoveInstance(app, name) })
+}
+
+// change makes a change through the repository and loads its result at once, rather than
+// when the file watcher sees it.
+func (e *Engine) change(do func(Repo) (store.Commit, error)) (store.Commit, error) {
+	if e.opts.Repo == nil {
+		return store.Commit{}, errNoGit
+	}
+	c, err := do(e.opts.Repo)
+	if err != nil {
+		return c, err
+	}
+	e.reloadFromDisk()
+	return c, nil
+}
+
+// reloadFromDisk loads the workspace's files as they are and takes them, or publishes why
+// they do not load.
+func (e *Engine) reloadFromDisk() {
+	ws, err := workspace.Load(e.Workspace().Dir)
+	if err != nil {
+		e.loadFailed(err)
+		return
+	}
+	e.reloaded(ws)
 }
 
 // gitView is a sync's result as the snapshot shows it.

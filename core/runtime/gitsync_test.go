@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"sync/atomic"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +14,10 @@ import (
 )
 
 // fakeSyncer counts syncs and answers a divergence.
-type fakeSyncer struct{ calls atomic.Int32 }
+type fakeSyncer struct {
+	Repo // the rest is not called
+	calls atomic.Int32
+}
 
 func (f *fakeSyncer) Sync(context.Context, store.SyncOptions) (store.SyncState, error) {
 	f.calls.Add(1)
@@ -32,7 +36,7 @@ func TestSyncInTheSnapshot(t *testing.T) {
 		ws := fakeWorkspace(t, map[string]string{"a": `{"manifests": ["m.yaml"]}`})
 		ws.File.Sync = &workspace.Sync{Interval: tt.interval}
 		fs := &fakeSyncer{}
-		e := fakeEngine(t, ws, newFakeCluster(), func(o *Options) { o.GitSync = fs })
+		e := fakeEngine(t, ws, newFakeCluster(), func(o *Options) { o.Repo = fs })
 		time.Sleep(500 * time.Millisecond)
 		if n := fs.calls.Load(); n < tt.min || n > tt.max {
 			t.Errorf("interval %s: %d background syncs in 0.5 s, want %d to %d", tt.interval, n, tt.min, tt.max)
@@ -76,7 +80,7 @@ func BenchmarkSyncLoopIdle(b *testing.B) {
 	measure := func(sync bool) time.Duration {
 		e := fakeEngine(b, ws, newFakeCluster(), func(o *Options) {
 			if sync {
-				o.GitSync = s
+				o.Repo = s
 			}
 		})
 		time.Sleep(200 * time.Millisecond) // settle: connections made, first snapshot out
@@ -98,4 +102,54 @@ func BenchmarkSyncLoopIdle(b *testing.B) {
 	}
 	b.ReportMetric(float64(on.Milliseconds())/float64(b.N), "cpu-ms/min-sync-on")
 	b.ReportMetric(float64(off.Milliseconds())/float64(b.N), "cpu-ms/min-sync-off")
+}
+
+// TestEngineChangesCommit: a change through the engine is one commit and is loaded at once
+// (no file watcher needed); history and revert go through the repository; a bad change is
+// refused and the workspace stays.
+func TestEngineChangesCommit(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "ws")
+	if err := store.InitWorkspace(dir, "w", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := store.Open(dir, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fakeEngine(t, ws, newFakeCluster(), func(o *Options) { o.Repo = repo })
+	c, err := e.SetValues("hello", []string{"replicas=3"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := e.Workspace().App("hello").File.Values["replicas"]; v != 3.0 {
+		t.Errorf("after SetValues the engine has replicas %v", v)
+	}
+	if _, err := e.AddInstance("hello", "pr-1", workspace.Instance{Environment: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, time.Second, func(s *Snapshot) bool {
+		a := s.App("hello")
+		return a != nil && len(a.Instances) >= 2
+	})
+	if _, err := e.AddInstance("hello", "pr-1", workspace.Instance{}); err == nil {
+		t.Error("a clashing instance was added")
+	}
+	hist, err := e.History("hello", 0)
+	if err != nil || len(hist) != 3 || hist[1].Hash != c.Hash {
+		t.Fatalf("history %v, %v", hist, err)
+	}
+	if _, patch, err := e.Show(c.Hash); err != nil || !strings.Contains(patch, `"replicas": 3`) {
+		t.Errorf("show: %v\n%s", err, patch)
+	}
+	if _, err := e.Revert(hist[0].Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Workspace().App("hello").File.Instances["pr-1"]; ok {
+		t.Error("the revert is not loaded")
+	}
 }
