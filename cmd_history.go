@@ -212,7 +212,7 @@ the date, the author and what changed. Given an app, only the commits that touch
 					out = append(out, toJSON(c, p))
 					continue
 				}
-				fmt.Fprintf(opts.stdout, "%s %s %s  %s\n", c.Short(), c.When.Local().Format("2006-01-02 15:04"), authorName(c.Author), c.Subject)
+				fmt.Fprintf(opts.stdout, "%s %s %s  %s\n", c.Short(), c.When.Local().Format("2006-01-02 15:04"), c.AuthorName(), c.Subject)
 				if p != "" {
 					fmt.Fprintf(opts.stdout, "\n%s\n", p)
 				}
@@ -229,12 +229,6 @@ the date, the author and what changed. Given an app, only the commits that touch
 	cmd.Flags().BoolVarP(&patch, "patch", "p", false, "show each commit's diff")
 	cmd.Flags().IntVarP(&limit, "max-count", "n", 0, "show at most this many commits (0: all)")
 	return cmd
-}
-
-// authorName is the name part of "Name <email>".
-func authorName(author string) string {
-	name, _, _ := strings.Cut(author, " <")
-	return name
 }
 
 func newShowCommand(opts *options) *cobra.Command {

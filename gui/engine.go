@@ -5,6 +5,7 @@ import (
 
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/store"
 )
 
 // Engine is what the window needs of core's engine: the snapshot it draws and the calls its
@@ -25,6 +26,12 @@ type Engine interface {
 	LogLines(app, instance string) runtime.LogBuffer
 	StopLogs(app, instance string)
 	SetContext(name string)
+	// The workspace's history and sync.
+	History(app string, limit int) ([]store.Commit, error)
+	Show(rev string) (store.Commit, string, error)
+	Revert(rev string) (store.Commit, error)
+	SetValues(app string, assignments []string, asString bool) (store.Commit, error)
+	SyncNow(ctx context.Context, opts store.SyncOptions) (store.SyncState, error)
 }
 
 var _ Engine = (*runtime.Engine)(nil)

@@ -41,7 +41,7 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 	})
 	add(u.tabBar)
 	if u.pages.current != tabOverview {
-		add(u.tabLines(app)...)
+		add(u.tabLines(snap, app)...)
 		return u.pageList(gtx, lines)
 	}
 	// The last operation on the app, first when it failed: its errors are where they belong.
@@ -66,6 +66,7 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 	})
 	add(u.section("Forwards"))
 	add(u.forwardLines(snap, app)...)
+	add(u.valuesLines(app.Name)...)
 	return u.pageList(gtx, lines)
 }
 

@@ -30,16 +30,17 @@ const (
 // tab is one page of an app.
 type tab string
 
-// The app's pages, in the order people need them. The git issue adds History.
+// The app's pages, in the order people need them.
 const (
 	tabOverview  tab = "Overview"
 	tabEnv       tab = "Env"
 	tabManifests tab = "Manifests"
 	tabDiff      tab = "Diff"
 	tabLogs      tab = "Logs"
+	tabHistory   tab = "History"
 )
 
-var tabs = []tab{tabOverview, tabEnv, tabManifests, tabDiff, tabLogs}
+var tabs = []tab{tabOverview, tabEnv, tabManifests, tabDiff, tabLogs, tabHistory}
 
 // pages is the state of the app's pages other than the overview.
 type pages struct {
@@ -131,7 +132,7 @@ func (u *UI) tabBar(gtx layout.Context) layout.Dimensions {
 }
 
 // tabLines are the lines of the current tab other than the overview.
-func (u *UI) tabLines(app *runtime.AppView) []layout.Widget {
+func (u *UI) tabLines(snap *runtime.Snapshot, app *runtime.AppView) []layout.Widget {
 	s := u.style
 	p := &u.pages
 	inv := u.invalidate
@@ -221,6 +222,8 @@ func (u *UI) tabLines(app *runtime.AppView) []layout.Widget {
 			return append(msg(quiet, "No difference: the cluster has what up would apply."), u.refreshButton())
 		}
 		return u.textLines(lines, loading, err, "Asking the cluster for a server-side dry run…", "", s.pal.Text)
+	case tabHistory:
+		return u.historyLines(snap, app)
 	case tabLogs:
 		buf := u.eng.LogLines(app.Name, "")
 		q := strings.ToLower(p.search.Text())

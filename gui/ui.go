@@ -77,6 +77,7 @@ type UI struct {
 	// visible are the apps the filter lets through, in sidebar order, for the arrow keys.
 	visible []string
 	pages   pages
+	git     gitState
 	// invalidate asks for a new frame (Options.Invalidate, or nothing).
 	invalidate func()
 	openURL    func(string) error
@@ -103,6 +104,7 @@ func NewUI(eng Engine, opts Options) *UI {
 	u := &UI{eng: eng, style: newStyle(opts.Theme, opts.GoFonts), rows: map[string]*appRow{}, forwards: map[string]*forwardRow{},
 		invalidate: opts.Invalidate, goFonts: opts.GoFonts}
 	u.pages.init()
+	u.git.init()
 	u.addrs = map[string]*addrButtons{}
 	u.openURL, u.contexts, u.drawn = opts.OpenURL, opts.Contexts, opts.Drawn
 	if u.openURL == nil {
@@ -282,6 +284,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 		u.selected = snap.Apps[0].Name
 	}
 	u.updatePages(gtx)
+	u.updateGit(gtx, snap)
 }
 
 // nextEnv is the environment after cur in the cycle default → each environment → default.
@@ -380,6 +383,7 @@ func (u *UI) topBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimension
 					layout.Rigid(layout.Spacer{Width: 6}.Layout),
 					layout.Rigid(s.label(s.scale.Body, s.pal.Text, txt).Layout))
 			}
+			children = append(children, u.gitBar(snap)...)
 			themeName := "dark"
 			if s.pal.Kind == themes.Dark {
 				themeName = "light"
@@ -608,8 +612,13 @@ func since(now, t time.Time) string {
 		return ""
 	}
 	d := now.Sub(t).Round(time.Second)
-	if d < time.Minute {
+	switch {
+	case d < time.Minute:
 		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Round(time.Minute).Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Round(time.Hour).Hours()))
 	}
-	return d.Round(time.Minute).String() + " ago"
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }

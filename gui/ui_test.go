@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/themes"
 )
@@ -58,6 +60,36 @@ func (f *fakeEngine) Restart(app string, sel runtime.Selection, _ runtime.Report
 	return nil, nil
 }
 func (f *fakeEngine) Cancel(id uint64) bool { f.record("cancel"); return true }
+
+// fakeHistory is the history the fake engine serves: two commits of api.
+var fakeHistory = []store.Commit{
+	{Hash: "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Author: "Ada <ada@example.com>", When: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC), Subject: "Set replicas=3 of app api"},
+	{Hash: "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Author: "Bo <bo@example.com>", When: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), Subject: "Create workspace demo"},
+}
+
+func (f *fakeEngine) History(app string, limit int) ([]store.Commit, error) {
+	f.record("history " + app)
+	return fakeHistory, nil
+}
+func (f *fakeEngine) Show(rev string) (store.Commit, string, error) {
+	f.record("show " + rev)
+	return fakeHistory[0], "--- a/apps/api/app.json\n+++ b/apps/api/app.json\n-    \"replicas\": 1\n+    \"replicas\": 3\n", nil
+}
+func (f *fakeEngine) Revert(rev string) (store.Commit, error) {
+	f.record("revert " + rev)
+	return store.Commit{}, errors.New(`Revert "Set replicas=3 of app api": not done, nothing was written: it does not apply cleanly: apps/api/app.json changed since 1111111`)
+}
+func (f *fakeEngine) SetValues(app string, sets []string, asString bool) (store.Commit, error) {
+	f.record("set " + app + " " + strings.Join(sets, " "))
+	if len(sets) == 0 {
+		return store.Commit{}, errors.New("give at least one KEY=VALUE")
+	}
+	return store.Commit{Hash: "3333333cccccccccccccccccccccccccccccccccc", Subject: "Set " + strings.Join(sets, ", ") + " of app " + app}, nil
+}
+func (f *fakeEngine) SyncNow(_ context.Context, opts store.SyncOptions) (store.SyncState, error) {
+	f.record(fmt.Sprintf("sync push=%v", opts.Push))
+	return store.SyncState{}, nil
+}
 func (f *fakeEngine) StartForwards(_ context.Context, app string, sel runtime.Selection) error {
 	f.record("forward " + app)
 	return nil
@@ -448,5 +480,68 @@ func TestContextSwitch(t *testing.T) {
 	}
 	if got := strings.Join(eng.Calls(), "|"); got != "context kind-dev|context minikube|context " {
 		t.Errorf("calls %q", got)
+	}
+}
+
+// TestValuesCommit: values typed on the overview are set through the engine as one commit,
+// and the commit (or the refusal, with why) shows under the field.
+func TestValuesCommit(t *testing.T) {
+	eng := &fakeEngine{snap: demoSnapshot()}
+	s := newScreen(t, eng)
+	s.ui.git.values.SetText("replicas=3 image.tag=2")
+	s.frame()
+	s.click("Set values of api")
+	if !s.until(func() bool { return s.shows("committed 3333333 Set replicas=3, image.tag=2 of app api") }) {
+		t.Fatalf("no commit shown:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	if got := strings.Join(eng.Calls(), "|"); got != "set api replicas=3 image.tag=2" {
+		t.Errorf("calls %q", got)
+	}
+	s.ui.git.values.SetText("")
+	s.frame()
+	s.click("Set values of api")
+	if !s.until(func() bool { return s.shows("give at least one KEY=VALUE") }) {
+		t.Errorf("no refusal shown:\n%s", strings.Join(s.labels(), "\n"))
+	}
+}
+
+// TestHistoryPage: the History tab lists the app's commits; one opens to its diff, and its
+// Revert's refusal shows with the reason. Where the workspace stands against its remote
+// heads the page, both sides listed when they diverged; Sync and Push call the engine.
+func TestHistoryPage(t *testing.T) {
+	snap := demoSnapshot()
+	snap.Git = runtime.GitView{State: store.SyncDiverged, Remote: "origin", Branch: "main", Ahead: 1, Behind: 2,
+		Message: "the workspace and origin/main have diverged", AheadCommits: []string{"4444444 Add instance pr-9 of app api"},
+		BehindCommits: []string{"5555555 Quieter logs", "6666666 Set image=nginx:2 of app web"}, Fetched: time.Now().Add(-3 * time.Minute)}
+	eng := &fakeEngine{snap: snap}
+	s := newScreen(t, eng)
+	if !s.shows("origin/main: 1 ahead · 2 behind · fetched 3m ago") {
+		t.Errorf("top bar:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Tab History")
+	if !s.until(func() bool { return s.shows("Set replicas=3 of app api") }) {
+		t.Fatalf("history never loaded:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	for _, want := range []string{"Here, not on origin/main:", "4444444 Add instance pr-9 of app api", "On origin/main, not here:", "6666666 Set image=nginx:2 of app web", "1111111  2026-11-26", "Ada  Set replicas=3 of app api"} {
+		if !s.shows(want) {
+			t.Errorf("the page lacks %q:\n%s", want, strings.Join(s.labels(), "\n"))
+		}
+	}
+	s.click("Commit 1111111")
+	if !s.until(func() bool { return s.shows(`+    "replicas": 3`) }) {
+		t.Fatalf("the commit's diff never showed:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Revert 1111111")
+	if !s.until(func() bool { return s.shows("does not apply cleanly: apps/api/app.json changed since 1111111") }) {
+		t.Errorf("the revert's refusal is not shown:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Sync the workspace with origin/main")
+	s.click("Push local commits to origin/main")
+	calls := strings.Join(eng.Calls(), "|")
+	if !s.until(func() bool { calls = strings.Join(eng.Calls(), "|"); return strings.Contains(calls, "sync push=false") && strings.Contains(calls, "sync push=true") }) {
+		t.Errorf("calls %q", calls)
+	}
+	if !strings.Contains(calls, "history api") || !strings.Contains(calls, "show 1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") || !strings.Contains(calls, "revert 1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
+		t.Errorf("calls %q", calls)
 	}
 }

@@ -51,8 +51,8 @@ func (e *BusyError) Error() string {
 // ErrClosed is returned by an Engine's calls after Close.
 var ErrClosed = errors.New("the engine is closed")
 
-// errNoGit is SyncNow on an engine given no GitSync.
-var errNoGit = errors.New("this workspace is not synced: it is not a git repository Roro opened")
+// errNoGit is a history, change or sync call on an engine given no Repo.
+var errNoGit = errors.New("this workspace has no git history here: it is not a git repository (roro init makes one; or run git init in it)")
 
 // DryRunError says the server refused objects in the dry run, so nothing was applied.
 type DryRunError struct{ Err error }

@@ -68,6 +68,12 @@ type Commit struct {
 // Short is the commit's abbreviated hash, as git prints it.
 func (c Commit) Short() string { return c.Hash[:min(7, len(c.Hash))] }
 
+// AuthorName is the name part of Author.
+func (c Commit) AuthorName() string {
+	name, _, _ := strings.Cut(c.Author, " <")
+	return name
+}
+
 // ChangeError is a change Roro refused to make: nothing was written or committed.
 type ChangeError struct {
 	Change string // what was asked, as the commit message would have said it
