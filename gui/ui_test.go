@@ -538,7 +538,10 @@ func TestHistoryPage(t *testing.T) {
 	s.click("Sync the workspace with origin/main")
 	s.click("Push local commits to origin/main")
 	calls := strings.Join(eng.Calls(), "|")
-	if !s.until(func() bool { calls = strings.Join(eng.Calls(), "|"); return strings.Contains(calls, "sync push=false") && strings.Contains(calls, "sync push=true") }) {
+	if !s.until(func() bool {
+		calls = strings.Join(eng.Calls(), "|")
+		return strings.Contains(calls, "sync push=false") && strings.Contains(calls, "sync push=true")
+	}) {
 		t.Errorf("calls %q", calls)
 	}
 	if !strings.Contains(calls, "history api") || !strings.Contains(calls, "show 1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") || !strings.Contains(calls, "revert 1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {

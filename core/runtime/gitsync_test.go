@@ -3,8 +3,8 @@ package runtime
 import (
 	"context"
 	"path/filepath"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +15,7 @@ import (
 
 // fakeSyncer counts syncs and answers a divergence.
 type fakeSyncer struct {
-	Repo // the rest is not called
+	Repo  // the rest is not called
 	calls atomic.Int32
 }
 
