@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/gitserve"
+	"github.com/rorokube/roro/gui"
 )
 
 // serveFiles are where `roro serve` keeps its host key and its keys and roles: Roro's config
@@ -217,4 +219,58 @@ func roleFlag(role string) error {
 		return usageError{fmt.Errorf("--role %q: give --role read (clone, fetch) or --role write (push too)", role)}
 	}
 	return nil
+}
+
+// newSharing makes the window's switch for the git server, off, publishing its state in
+// the engine's snapshot; nil when this machine cannot serve (no config folder), which the
+// snapshot says.
+func newSharing(opts *options, eng *runtime.Engine) *gitserve.Switch {
+	ws := eng.Workspace()
+	hostKey, _, err := serveFiles()
+	var settings *gitserve.Settings
+	if err == nil {
+		settings, err = openServeSettings()
+	}
+	if err != nil {
+		eng.SetSharing(runtime.SharingView{Err: err.Error()})
+		return nil
+	}
+	var w *gitserve.Switch
+	publish := func() { eng.SetSharing(sharingView(w, ws.File.Name)) }
+	w = gitserve.NewSwitch(gitserve.Options{Addr: gitserve.DefaultAddr, HostKey: hostKey, Settings: settings,
+		Repos: map[string]string{ws.File.Name: ws.Dir}, Log: slog.New(slog.NewTextHandler(opts.stderr, nil))}, func() {
+		if w != nil {
+			publish()
+		}
+	})
+	publish()
+	return w
+}
+
+// sharingOption is the switch as the window's option (a nil switch is no Sharing page).
+func sharingOption(w *gitserve.Switch) gui.Sharing {
+	if w == nil {
+		return nil
+	}
+	return w
+}
+
+// sharingView is the switch's state as the snapshot carries it.
+func sharingView(w *gitserve.Switch, name string) runtime.SharingView {
+	v := runtime.SharingView{Available: true}
+	srv, err := w.Server()
+	if err != nil {
+		v.Err = err.Error()
+	}
+	if srv != nil {
+		v.Running, v.Addr, v.HostKey = true, srv.Addr(), srv.HostKeyFingerprint()
+		v.CloneURLs = []string{"ssh://" + srv.Addr() + "/" + name}
+	}
+	for _, k := range w.Settings().Keys() {
+		v.Keys = append(v.Keys, runtime.SharingKey{Fingerprint: k.Fingerprint, Comment: k.Comment, Role: k.Role})
+	}
+	for _, r := range w.Settings().RefusedKeys() {
+		v.Refused = append(v.Refused, runtime.SharingKey{Fingerprint: r.Fingerprint, Address: r.Address, At: r.At, Attempts: r.Attempts})
+	}
+	return v
 }

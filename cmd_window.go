@@ -53,6 +53,10 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 		return err
 	}
 	defer eng.Close()
+	sharing := newSharing(opts, eng)
+	if sharing != nil {
+		defer sharing.Stop()
+	}
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
 	open := make(chan struct{}, 1)
@@ -126,7 +130,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 			if !gui.HasDisplay() {
 				continue
 			}
-			wopts := gui.Options{Theme: theme, Contexts: func() []string {
+			wopts := gui.Options{Theme: theme, Sharing: sharingOption(sharing), Contexts: func() []string {
 				names, _, err := kube.Contexts(opts.cluster.kubeconfig)
 				if err != nil {
 					return nil

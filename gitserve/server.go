@@ -55,6 +55,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxPush bounds a push's pack (default 256 MiB).
 	MaxPush int64
+	// Refused, when set, is called after a refused key is recorded (the tray shows it).
+	Refused func()
 }
 
 // Server is the SSH git server. New prepares it, Run serves until its context ends, Ready
@@ -307,6 +309,9 @@ func (tc *trackedConn) Close() error {
 			if err := tc.s.opts.Settings.Refuse(k, tc.remote); err != nil {
 				tc.s.log.Error("record a refused key", "key", fp, "err", err)
 			}
+		}
+		if len(refused) > 0 && tc.s.opts.Refused != nil {
+			tc.s.opts.Refused()
 		}
 	})
 	return err

@@ -90,12 +90,18 @@ func serve(t *testing.T, mods ...func(*Options)) *served {
 	})
 	<-srv.Ready()
 	sv.knownHosts = filepath.Join(root, "known_hosts")
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	line := fmt.Sprintf("[%s]:%s %s", host, port, gossh.MarshalAuthorizedKey(srv.HostKey()))
+	writeKnownHosts(t, sv)
+	return sv
+}
+
+// writeKnownHosts trusts the server's host key in sv.knownHosts.
+func writeKnownHosts(t *testing.T, sv *served) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(sv.srv.Addr())
+	line := fmt.Sprintf("[%s]:%s %s", host, port, gossh.MarshalAuthorizedKey(sv.srv.HostKey()))
 	if err := os.WriteFile(sv.knownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return sv
 }
 
 // url is the clone URL of a served name.

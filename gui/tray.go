@@ -120,7 +120,7 @@ func Summary(snap *runtime.Snapshot) (string, runtime.Health) {
 	return fmt.Sprintf("All %d running apps healthy", running), runtime.Healthy
 }
 
-// shapeOf names the menu's structure: apps and live forwards. A change rebuilds the menu;
+// shapeOf names the menu's structure: apps, live forwards, and keys waiting for approval. A change rebuilds the menu;
 // anything else only retitles it.
 func shapeOf(snap *runtime.Snapshot) string {
 	var b strings.Builder
@@ -131,6 +131,7 @@ func shapeOf(snap *runtime.Snapshot) string {
 	for _, k := range forwardKeys(snap) {
 		b.WriteString(k + ",")
 	}
+	fmt.Fprintf(&b, "|%d", len(snap.Sharing.Refused))
 	return b.String()
 }
 
@@ -196,6 +197,14 @@ func (t *Tray) rebuild(snap *runtime.Snapshot) {
 		t.onClick(it.AddSubMenuItem("Down", "Take "+name+" down"), func() {
 			_, _ = t.eng.Down(runtime.DownRequest{Selection: runtime.Selection{Apps: []string{name}}})
 		})
+	}
+	if n := len(snap.Sharing.Refused); n > 0 && t.opts.OnOpen != nil {
+		systray.AddSeparator()
+		label := fmt.Sprintf("%d keys waiting for approval (Sharing)", n)
+		if n == 1 {
+			label = "A key is waiting for approval (Sharing)"
+		}
+		t.onClick(systray.AddMenuItem(label, "Open the window to approve or ignore it"), t.opts.OnOpen)
 	}
 	if keys := forwardKeys(snap); len(keys) > 0 {
 		systray.AddSeparator()

@@ -115,3 +115,43 @@ func TestSummary(t *testing.T) {
 		t.Error("the icons of healthy and failed are the same")
 	}
 }
+
+// TestTrayShowsAWaitingKey: a key refused by the git server shows in the tray's menu, and
+// the item opens the window (where the Sharing page approves it).
+func TestTrayShowsAWaitingKey(t *testing.T) {
+	bus := testdbus.Start(t)
+	snap := demoSnapshot()
+	snap.Sharing = runtime.SharingView{Available: true, Refused: []runtime.SharingKey{{Fingerprint: "SHA256:bob", Address: "10.0.0.7:50022"}}}
+	opened := make(chan struct{}, 1)
+	tray := NewTray(&fakeEngine{snap: snap}, TrayOptions{OnOpen: func() { opened <- struct{}{} }, OnQuit: func() {}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tray.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	item, ok := bus.WaitItem(10 * time.Second)
+	if !ok {
+		t.Fatal("the tray never registered with the watcher")
+	}
+	const label = "A key is waiting for approval (Sharing)"
+	var n testdbus.MenuNode
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		root, err := bus.Menu(item)
+		if n, ok = root.Find(label); ok && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the menu never showed %q: %+v %v", label, root, err)
+		}
+	}
+	if err := bus.Click(item, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-opened:
+	case <-time.After(5 * time.Second):
+		t.Error("the waiting key's item did not open the window")
+	}
+}

@@ -43,6 +43,8 @@ type Options struct {
 	// GoFonts draws with Gio's embedded Go fonts instead of the system's, so that a
 	// rendering is the same on every machine (the reference-image tests).
 	GoFonts bool
+	// Sharing runs the embedded git server; nil: no Sharing page.
+	Sharing Sharing
 }
 
 // UI is the window's content: its state, an Update that handles input, and a Layout that
@@ -78,6 +80,8 @@ type UI struct {
 	visible []string
 	pages   pages
 	git     gitState
+	sharing sharingState
+	share   Sharing
 	// invalidate asks for a new frame (Options.Invalidate, or nothing).
 	invalidate func()
 	openURL    func(string) error
@@ -106,7 +110,7 @@ func NewUI(eng Engine, opts Options) *UI {
 	u.pages.init()
 	u.git.init()
 	u.addrs = map[string]*addrButtons{}
-	u.openURL, u.contexts, u.drawn = opts.OpenURL, opts.Contexts, opts.Drawn
+	u.openURL, u.contexts, u.drawn, u.share = opts.OpenURL, opts.Contexts, opts.Drawn, opts.Sharing
 	if u.openURL == nil {
 		u.openURL = func(url string) error { return exec.Command("xdg-open", url).Start() }
 	}
@@ -151,7 +155,12 @@ func (u *UI) Layout(gtx layout.Context) layout.Dimensions {
 			layout.Flexed(1, func(gtx layout.Context) layout.Dimensions {
 				return layout.Flex{}.Layout(gtx,
 					layout.Rigid(func(gtx layout.Context) layout.Dimensions { return u.sidebarLayout(gtx, snap) }),
-					layout.Flexed(1, func(gtx layout.Context) layout.Dimensions { return u.appPage(gtx, snap) }),
+					layout.Flexed(1, func(gtx layout.Context) layout.Dimensions {
+						if u.sharing.open {
+							return u.sharingPage(gtx, snap)
+						}
+						return u.appPage(gtx, snap)
+					}),
 				)
 			}),
 			layout.Rigid(func(gtx layout.Context) layout.Dimensions { return rule(gtx, u.style.pal.Border) }),
@@ -241,6 +250,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 	for name, row := range u.rows {
 		if row.sel.Clicked(gtx) {
 			u.selected = name
+			u.sharing.open = false
 		}
 		if row.up.Clicked(gtx) {
 			u.selected = name
@@ -285,6 +295,7 @@ func (u *UI) update(gtx layout.Context, snap *runtime.Snapshot) {
 	}
 	u.updatePages(gtx)
 	u.updateGit(gtx, snap)
+	u.updateSharing(gtx, snap)
 }
 
 // nextEnv is the environment after cur in the cycle default → each environment → default.
@@ -384,6 +395,7 @@ func (u *UI) topBar(gtx layout.Context, snap *runtime.Snapshot) layout.Dimension
 					layout.Rigid(s.label(s.scale.Body, s.pal.Text, txt).Layout))
 			}
 			children = append(children, u.gitBar(snap)...)
+			children = append(children, u.sharingButton(snap)...)
 			themeName := "dark"
 			if s.pal.Kind == themes.Dark {
 				themeName = "light"

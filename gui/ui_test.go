@@ -548,3 +548,64 @@ func TestHistoryPage(t *testing.T) {
 		t.Errorf("calls %q", calls)
 	}
 }
+
+// fakeSharing records the Sharing page's calls.
+type fakeSharing struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeSharing) record(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+}
+func (f *fakeSharing) Start() error { f.record("start"); return nil }
+func (f *fakeSharing) Stop()        { f.record("stop") }
+func (f *fakeSharing) Approve(fp, role string) error {
+	f.record("approve " + fp + " " + role)
+	return nil
+}
+func (f *fakeSharing) Calls() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, "|")
+}
+
+// TestSharingPage: the top bar says the server is on and a key waits; the Sharing page shows
+// where teammates clone from (copied with one click), the keys with their roles, and the
+// refused key with Approve; the switch and Approve call the server's switch.
+func TestSharingPage(t *testing.T) {
+	snap := demoSnapshot()
+	snap.Sharing = runtime.SharingView{Available: true, Running: true, Addr: "127.0.0.1:2222", HostKey: "SHA256:host",
+		CloneURLs: []string{"ssh://127.0.0.1:2222/demo"},
+		Keys:      []runtime.SharingKey{{Fingerprint: "SHA256:alice", Comment: "alice@laptop", Role: "write"}},
+		Refused:   []runtime.SharingKey{{Fingerprint: "SHA256:bob", Address: "10.0.0.7:50022", At: time.Now(), Attempts: 2}}}
+	sh := &fakeSharing{}
+	s := newScreen(t, &fakeEngine{snap: snap})
+	s.ui.share = sh
+	s.frame()
+	if !s.shows("Sharing: on (1 waiting)") {
+		t.Fatalf("top bar:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Share this workspace with teammates over git")
+	for _, want := range []string{"Serving on 127.0.0.1:2222 (host key SHA256:host).", "git clone ssh://127.0.0.1:2222/demo",
+		"write  SHA256:alice  alice@laptop", "SHA256:bob  from 10.0.0.7:50022", "(2 attempts)", "listens on this machine only"} {
+		if !s.shows(want) {
+			t.Errorf("the page lacks %q:\n%s", want, strings.Join(s.labels(), "\n"))
+		}
+	}
+	s.click("Copy git clone ssh://127.0.0.1:2222/demo")
+	if _, data, ok := s.r.WriteClipboard(); !ok || string(data) != "git clone ssh://127.0.0.1:2222/demo" {
+		t.Errorf("clipboard %q %v", data, ok)
+	}
+	s.click("Approve SHA256:bob to read")
+	s.click("Turn off the git server")
+	if !s.until(func() bool { return sh.Calls() == "approve SHA256:bob read|stop" || sh.Calls() == "stop|approve SHA256:bob read" }) {
+		t.Errorf("calls %q", sh.Calls())
+	}
+	s.click("Select api")
+	if s.shows("Serving on") {
+		t.Error("selecting an app did not leave the Sharing page")
+	}
+}

@@ -78,6 +78,7 @@ type Engine struct {
 	// contextOverride is the kubeconfig context the user picked for this session.
 	contextOverride string
 	git             GitView
+	sharing         SharingView
 	version         uint64
 	// wsProblem is why the workspace's files, as they are now, do not load; nil when they do.
 	wsProblem error
@@ -262,6 +263,14 @@ func (e *Engine) SetGit(g GitView) {
 	e.changed()
 }
 
+// SetSharing publishes the embedded git server's state (the desktop runs the server).
+func (e *Engine) SetSharing(v SharingView) {
+	e.mu.Lock()
+	e.sharing = v
+	e.mu.Unlock()
+	e.changed()
+}
+
 // Reload swaps the workspace (after its files changed, a pull or a push): connections follow
 // the environments, and forwards whose spec changed restart while the others run on
 // untouched. Running operations finish with the workspace they started with.
@@ -320,7 +329,7 @@ func (e *Engine) build() *Snapshot {
 	defer e.mu.Unlock()
 	e.version++
 	ws := e.ws
-	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git, Context: e.contextOverride,
+	s := &Snapshot{Version: e.version, At: e.opts.Now(), Git: e.git, Sharing: e.sharing, Context: e.contextOverride,
 		Workspace: WorkspaceView{Name: ws.File.Name, Dir: ws.Dir, DefaultEnvironment: ws.File.DefaultEnvironment, Environments: ws.EnvironmentNames()}}
 	if e.wsProblem != nil {
 		s.Workspace.Problem = e.wsProblem.Error()

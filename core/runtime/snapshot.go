@@ -28,6 +28,8 @@ type Snapshot struct {
 	Forwards []ForwardView
 	// Git is the workspace's git sync state; the git layer fills it.
 	Git GitView
+	// Sharing is the embedded git server's state; the desktop fills it (SetSharing).
+	Sharing SharingView
 	// Context is the kubeconfig context the user picked for this session (SetContext); ""
 	// when each environment uses its own.
 	Context string
@@ -215,4 +217,26 @@ type GitView struct {
 	Fetched, At time.Time
 	// Syncing is true while a sync runs.
 	Syncing bool
+}
+
+// SharingView is the embedded git server (roro serve) as the window and the tray show it.
+type SharingView struct {
+	// Available is false when this Roro cannot serve (no git, no config folder); Err says why.
+	Available bool
+	Running   bool
+	Addr      string
+	HostKey   string // the host key's fingerprint
+	CloneURLs []string
+	// Keys have a role; Refused tried to log in without one and wait for approval.
+	Keys, Refused []SharingKey
+	Err           string
+}
+
+// SharingKey is one key the server knows of.
+type SharingKey struct {
+	Fingerprint, Comment, Role string
+	// Address, At and Attempts say where and when a refused key last tried.
+	Address  string
+	At       time.Time
+	Attempts int
 }
