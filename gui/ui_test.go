@@ -601,7 +601,9 @@ func TestSharingPage(t *testing.T) {
 	}
 	s.click("Approve SHA256:bob to read")
 	s.click("Turn off the git server")
-	if !s.until(func() bool { return sh.Calls() == "approve SHA256:bob read|stop" || sh.Calls() == "stop|approve SHA256:bob read" }) {
+	if !s.until(func() bool {
+		return sh.Calls() == "approve SHA256:bob read|stop" || sh.Calls() == "stop|approve SHA256:bob read"
+	}) {
 		t.Errorf("calls %q", sh.Calls())
 	}
 	s.click("Select api")
