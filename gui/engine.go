@@ -6,6 +6,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/store"
+	"github.com/rorokube/roro/core/workspace"
 )
 
 // Engine is what the window needs of core's engine: the snapshot it draws and the calls its
@@ -31,6 +32,8 @@ type Engine interface {
 	Show(rev string) (store.Commit, string, error)
 	Revert(rev string) (store.Commit, error)
 	SetValues(app string, assignments []string, asString bool) (store.Commit, error)
+	AddInstance(app, name string, inst workspace.Instance) (store.Commit, error)
+	RemoveInstance(app, name string) (store.Commit, error)
 	SyncNow(ctx context.Context, opts store.SyncOptions) (store.SyncState, error)
 }
 

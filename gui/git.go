@@ -14,23 +14,26 @@ import (
 
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/store"
+	"github.com/rorokube/roro/core/workspace"
 )
 
 // gitState is the window's part of the workspace's history: editing values, the History
 // page, and the sync buttons. Changes and syncs run off the window's goroutine; their
 // results come back through results and a new frame.
 type gitState struct {
-	values    widget.Editor // KEY=VALUE assignments for the selected app
-	setValues widget.Clickable
-	sync      widget.Clickable
-	push      widget.Clickable
-	revert    widget.Clickable
-	commits   map[string]*widget.Clickable // by hash
-	open      string                       // the commit whose diff shows
-	hist      loader[[]store.Commit]
-	show      loader[[]string]
-	stale     atomic.Bool // a change was made: the history loads again
-	results   results
+	values     widget.Editor // KEY=VALUE assignments for the selected app
+	setValues  widget.Clickable
+	sync       widget.Clickable
+	push       widget.Clickable
+	revert     widget.Clickable
+	addInst    widget.Clickable             // declares the instance named in the overview's field
+	removeInst map[string]*widget.Clickable // by "app/instance"
+	commits    map[string]*widget.Clickable // by hash
+	open       string                       // the commit whose diff shows
+	hist       loader[[]store.Commit]
+	show       loader[[]string]
+	stale      atomic.Bool // a change was made: the history loads again
+	results    results
 }
 
 // results are the outcomes of changes made in the background, by where they show.
@@ -66,6 +69,19 @@ func (g *gitState) init() {
 	g.commits = map[string]*widget.Clickable{}
 }
 
+// clickable is the button of key in m, made on first use.
+func (g *gitState) clickable(m *map[string]*widget.Clickable, key string) *widget.Clickable {
+	if *m == nil {
+		*m = map[string]*widget.Clickable{}
+	}
+	b := (*m)[key]
+	if b == nil {
+		b = new(widget.Clickable)
+		(*m)[key] = b
+	}
+	return b
+}
+
 // commitResult is what a change made, as the window says it.
 func commitResult(c store.Commit, err error) result {
 	if err != nil {
@@ -89,15 +105,20 @@ func (u *UI) updateGit(gtx layout.Context, snap *runtime.Snapshot) {
 	}
 	if (g.setValues.Clicked(gtx) || submitted) && u.selected != "" {
 		app, sets := u.selected, strings.Fields(g.values.Text())
-		g.results.set("values/"+app, result{text: "checking and committing…"})
-		go func() {
-			c, err := u.eng.SetValues(app, sets, false)
-			g.results.set("values/"+app, commitResult(c, err))
-			if err == nil {
-				g.stale.Store(true)
-			}
-			u.invalidate()
-		}()
+		u.change("values/"+app, func() (store.Commit, error) { return u.eng.SetValues(app, sets, false) })
+	}
+	if g.addInst.Clicked(gtx) && u.selected != "" {
+		app, name, env := u.selected, strings.TrimSpace(u.newInst.Text()), u.env
+		u.change("instances/"+app, func() (store.Commit, error) {
+			return u.eng.AddInstance(app, name, workspace.Instance{Environment: env})
+		})
+		u.newInst.SetText("")
+	}
+	for key, b := range g.removeInst {
+		if b.Clicked(gtx) {
+			app, name, _ := strings.Cut(key, "/")
+			u.change("instances/"+app, func() (store.Commit, error) { return u.eng.RemoveInstance(app, name) })
+		}
 	}
 	for hash, b := range g.commits {
 		if b.Clicked(gtx) {
@@ -110,14 +131,7 @@ func (u *UI) updateGit(gtx layout.Context, snap *runtime.Snapshot) {
 	}
 	if g.revert.Clicked(gtx) && g.open != "" && u.selected != "" {
 		app, hash := u.selected, g.open
-		go func() {
-			c, err := u.eng.Revert(hash)
-			g.results.set("history/"+app, commitResult(c, err))
-			if err == nil {
-				g.stale.Store(true)
-			}
-			u.invalidate()
-		}()
+		u.change("history/"+app, func() (store.Commit, error) { return u.eng.Revert(hash) })
 	}
 	for _, b := range []struct {
 		btn  *widget.Clickable
@@ -129,6 +143,20 @@ func (u *UI) updateGit(gtx layout.Context, snap *runtime.Snapshot) {
 			go func() { _, _ = u.eng.SyncNow(context.Background(), store.SyncOptions{Push: push}) }()
 		}
 	}
+}
+
+// change makes a change off the window's goroutine; its commit or refusal shows at where.
+func (u *UI) change(where string, do func() (store.Commit, error)) {
+	g := &u.git
+	g.results.set(where, result{text: "checking and committing…"})
+	go func() {
+		c, err := do()
+		g.results.set(where, commitResult(c, err))
+		if err == nil {
+			g.stale.Store(true)
+		}
+		u.invalidate()
+	}()
 }
 
 // gitBar is the top bar's sync state and buttons; nothing until the first sync.

@@ -62,8 +62,17 @@ func (u *UI) appPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dimensio
 				return ed.Layout(gtx)
 			}),
 			layout.Rigid(layout.Spacer{Width: 8}.Layout),
-			layout.Rigid(s.button(&u.newInstUp, "Up this instance", "Up a new instance of "+app.Name).Layout))
+			layout.Rigid(s.button(&u.newInstUp, "Up this instance", "Up a new instance of "+app.Name).Layout),
+			layout.Rigid(layout.Spacer{Width: 6}.Layout),
+			layout.Rigid(s.button(&u.git.addInst, "Add to app.json", "Declare a new instance of "+app.Name).Layout))
 	})
+	if res, ok := u.git.results.get("instances/" + app.Name); ok {
+		col := s.pal.Muted
+		if res.failed {
+			col = s.pal.Failed
+		}
+		add(s.wrap(col, res.text).Layout)
+	}
 	add(u.section("Forwards"))
 	add(u.forwardLines(snap, app)...)
 	add(u.valuesLines(app.Name)...)
@@ -151,14 +160,26 @@ func (u *UI) instanceLines(iv *runtime.InstanceView) []layout.Widget {
 	if iv.Busy != 0 {
 		head += fmt.Sprintf(" · operation #%d running", iv.Busy)
 	}
+	// A declared further instance can leave app.json (as one commit); what runs of it stays.
+	var remove layout.Widget
+	if iv.Declared && iv.Instance != "default" && !iv.Running {
+		b := u.git.clickable(&u.git.removeInst, iv.App+"/"+iv.Instance)
+		btn := s.button(b, "Remove from app.json", "Remove instance "+iv.Instance+" of "+iv.App)
+		btn.quiet = true
+		remove = btn.Layout
+	}
 	out := []layout.Widget{func(gtx layout.Context) layout.Dimensions {
-		return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
+		children := []layout.FlexChild{
 			layout.Rigid(func(gtx layout.Context) layout.Dimensions { return dot(gtx, col, hollow, 10) }),
 			layout.Rigid(layout.Spacer{Width: 6}.Layout),
 			layout.Rigid(s.label(s.scale.Body, s.pal.Text, healthWord(iv.Health)).Layout),
 			layout.Rigid(layout.Spacer{Width: 10}.Layout),
-			layout.Flexed(1, s.label(s.scale.Body, s.pal.Text, head).Layout),
-		)
+			layout.Rigid(s.label(s.scale.Body, s.pal.Text, head).Layout),
+		}
+		if remove != nil {
+			children = append(children, layout.Rigid(layout.Spacer{Width: 10}.Layout), layout.Rigid(remove))
+		}
+		return layout.Flex{Alignment: layout.Middle}.Layout(gtx, children...)
 	}}
 	for _, o := range iv.Objects {
 		h := runtime.Healthy

@@ -33,18 +33,6 @@ type sharingState struct {
 	results results
 }
 
-func (sh *sharingState) clickable(m *map[string]*widget.Clickable, key string) *widget.Clickable {
-	if *m == nil {
-		*m = map[string]*widget.Clickable{}
-	}
-	b := (*m)[key]
-	if b == nil {
-		b = new(widget.Clickable)
-		(*m)[key] = b
-	}
-	return b
-}
-
 // updateSharing handles the Sharing page's input; the server's calls run off the window's
 // goroutine, their outcome in the snapshot (and an error in results).
 func (u *UI) updateSharing(gtx layout.Context, snap *runtime.Snapshot) {
@@ -144,7 +132,7 @@ func (u *UI) sharingPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dime
 	note("server")
 	if v.Running {
 		for _, url := range v.CloneURLs {
-			b := sh.clickable(&sh.copy, url)
+			b := u.git.clickable(&sh.copy, url)
 			line := "git clone " + url
 			add(func(gtx layout.Context) layout.Dimensions {
 				return layout.Flex{Alignment: layout.Middle}.Layout(gtx,
@@ -168,8 +156,8 @@ func (u *UI) sharingPage(gtx layout.Context, snap *runtime.Snapshot) layout.Dime
 	if len(v.Refused) > 0 {
 		add(u.section("Waiting for approval"))
 		for _, k := range v.Refused {
-			read := sh.clickable(&sh.approve, k.Fingerprint+"/"+gitserve.RoleRead)
-			write := sh.clickable(&sh.approve, k.Fingerprint+"/"+gitserve.RoleWrite)
+			read := u.git.clickable(&sh.approve, k.Fingerprint+"/"+gitserve.RoleRead)
+			write := u.git.clickable(&sh.approve, k.Fingerprint+"/"+gitserve.RoleWrite)
 			line := fmt.Sprintf("%s  from %s, %s (%d attempts)", k.Fingerprint, k.Address, k.At.Local().Format("2006-01-02 15:04"), k.Attempts)
 			fp := k.Fingerprint
 			add(func(gtx layout.Context) layout.Dimensions {

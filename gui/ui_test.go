@@ -22,6 +22,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/store"
+	"github.com/rorokube/roro/core/workspace"
 	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/themes"
 )
@@ -85,6 +86,17 @@ func (f *fakeEngine) SetValues(app string, sets []string, asString bool) (store.
 		return store.Commit{}, errors.New("give at least one KEY=VALUE")
 	}
 	return store.Commit{Hash: "3333333cccccccccccccccccccccccccccccccccc", Subject: "Set " + strings.Join(sets, ", ") + " of app " + app}, nil
+}
+func (f *fakeEngine) AddInstance(app, name string, inst workspace.Instance) (store.Commit, error) {
+	f.record("add instance " + app + " " + name + " env=" + inst.Environment)
+	if name == "" {
+		return store.Commit{}, errors.New(`"" is not a valid instance name`)
+	}
+	return store.Commit{Hash: "7777777ddddddddddddddddddddddddddddddddd", Subject: "Add instance " + name + " of app " + app}, nil
+}
+func (f *fakeEngine) RemoveInstance(app, name string) (store.Commit, error) {
+	f.record("remove instance " + app + " " + name)
+	return store.Commit{Hash: "8888888eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", Subject: "Remove instance " + name + " of app " + app}, nil
 }
 func (f *fakeEngine) SyncNow(_ context.Context, opts store.SyncOptions) (store.SyncState, error) {
 	f.record(fmt.Sprintf("sync push=%v", opts.Push))
@@ -609,5 +621,32 @@ func TestSharingPage(t *testing.T) {
 	s.click("Select api")
 	if s.shows("Serving on") {
 		t.Error("selecting an app did not leave the Sharing page")
+	}
+}
+
+// TestInstancesInAppJSON: a name typed in the overview's field is declared in app.json as one
+// commit (in the environment actions run in), and a declared instance that is not running
+// leaves app.json from its line; each commit, or refusal, shows on the page.
+func TestInstancesInAppJSON(t *testing.T) {
+	snap := demoSnapshot()
+	eng := &fakeEngine{snap: snap}
+	s := newScreen(t, eng)
+	s.click("Switch the environment actions run in") // default → dev
+	s.ui.newInst.SetText("pr-9")
+	s.frame()
+	s.click("Declare a new instance of api")
+	if !s.until(func() bool { return s.shows("committed 7777777 Add instance pr-9 of app api") }) {
+		t.Fatalf("no commit shown:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	s.click("Remove instance pr-42 of api")
+	if !s.until(func() bool { return s.shows("committed 8888888 Remove instance pr-42 of app api") }) {
+		t.Fatalf("no removal shown:\n%s", strings.Join(s.labels(), "\n"))
+	}
+	if got := strings.Join(eng.Calls(), "|"); got != "add instance api pr-9 env=dev|remove instance api pr-42" {
+		t.Errorf("calls %q", got)
+	}
+	s.click("Declare a new instance of api") // the field is empty now
+	if !s.until(func() bool { return s.shows(`"" is not a valid instance name`) }) {
+		t.Errorf("no refusal shown:\n%s", strings.Join(s.labels(), "\n"))
 	}
 }
