@@ -41,8 +41,15 @@ type SyncOptions struct {
 	// KnownHosts is the file unknown host keys are accepted into (default
 	// ~/.ssh/known_hosts, the one ssh reads).
 	KnownHosts string
+	// Credentials is the file (mode 0600) where HTTPS credentials are kept when git has no
+	// credential helper configured (default: Roro's config folder, git-credentials). With
+	// a helper configured (a keyring's, for example), git uses it alone.
+	Credentials string
 	// Env is added to git's environment (tests point GIT_SSH_COMMAND at their server).
 	Env []string
+
+	// creds are git's -c options for credentials, worked out once a sync.
+	creds []string
 }
 
 // Sync states, as SyncState.State says them.
@@ -95,7 +102,7 @@ func (e *OfflineError) Error() string {
 
 // git runs the git client in the workspace with opts' environment.
 func (s *Store) git(ctx context.Context, opts SyncOptions, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", s.dir}, args...)...)
+	cmd := exec.CommandContext(ctx, "git", append(append([]string{"-C", s.dir}, opts.creds...), args...)...)
 	cmd.Env = append(os.Environ(), opts.Env...)
 	if !opts.Interactive {
 		cmd.Env = append(cmd.Env, "GIT_TERMINAL_PROMPT=0", "GIT_SSH_VARIANT=ssh")
@@ -115,6 +122,32 @@ func (s *Store) git(ctx context.Context, opts SyncOptions, args ...string) (stri
 		return out.String(), &gitError{args: args, msg: msg}
 	}
 	return out.String(), nil
+}
+
+// credentialArgs gives git a credential store when it has no helper of its own: the
+// keyring's (git-credential-libsecret) when installed, else a mode-0600 file.
+func (s *Store) credentialArgs(ctx context.Context, opts SyncOptions) []string {
+	cmd := exec.CommandContext(ctx, "git", "-C", s.dir, "config", "--get-all", "credential.helper")
+	cmd.Env = append(os.Environ(), opts.Env...)
+	if out, err := cmd.Output(); err == nil && strings.TrimSpace(string(out)) != "" {
+		return nil // the user's helpers, alone: never copy their secrets elsewhere
+	}
+	if _, err := exec.LookPath("git-credential-libsecret"); err == nil {
+		return []string{"-c", "credential.helper=libsecret"}
+	}
+	path := opts.Credentials
+	if path == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil
+		}
+		path = filepath.Join(dir, "roro", "git-credentials")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil
+	}
+	// git-credential-store writes the file mode 0600.
+	return []string{"-c", "credential.helper=store --file=" + path}
 }
 
 // gitError is a git command that failed, with what git said.
@@ -170,6 +203,7 @@ func (s *Store) target(ctx context.Context, opts *SyncOptions) (*workspace.Sync,
 func (s *Store) Sync(ctx context.Context, opts SyncOptions) (SyncState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	opts.creds = s.credentialArgs(ctx, opts)
 	settings, err := s.target(ctx, &opts)
 	st := SyncState{Remote: opts.Remote, Branch: opts.Branch}
 	if err != nil {
@@ -388,6 +422,9 @@ func (s *Store) explainFetch(ctx context.Context, opts SyncOptions, err error) e
 	}
 	if strings.Contains(msg, "Permission denied") || strings.Contains(msg, "Authentication failed") {
 		return fmt.Errorf("the remote refused Roro's credentials (git uses your ssh-agent, ~/.ssh keys and credential helpers): %w", err)
+	}
+	if strings.Contains(msg, "could not read Username") || strings.Contains(msg, "could not read Password") {
+		return fmt.Errorf("the remote asks for credentials and none are stored: run roro sync in a terminal once to type them (a token, for HTTPS), and Roro keeps them for the next syncs: %w", err)
 	}
 	for _, sign := range offlineSigns {
 		if strings.Contains(msg, sign) {

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,5 +242,59 @@ func TestSyncOverSSH(t *testing.T) {
 	st, err = a.Sync(ctx, opts)
 	if !errors.As(err, new(*OfflineError)) || st.State != SyncOffline {
 		t.Errorf("a server that is down: %+v, %v", st, err)
+	}
+}
+
+// TestSyncOverHTTPS: a remote behind HTTP basic auth (git's own http-backend): the first
+// sync has no credentials and is refused with why; one that asks (the user types the token;
+// here GIT_ASKPASS answers) works and leaves them in Roro's mode-0600 file; the next sync,
+// asking nothing, uses the file.
+func TestSyncOverHTTPS(t *testing.T) {
+	backend := "/usr/lib/git-core/git-http-backend"
+	if _, err := os.Stat(backend); err != nil {
+		t.Fatalf("no git-http-backend (Debian's git): %v", err)
+	}
+	const token = "t0ken-for-the-test"
+	root := t.TempDir()
+	run(t, "git", "init", "--quiet", "--bare", "--initial-branch=main", filepath.Join(root, "remote.git"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "alice" || pass != token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		(&cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user}}).ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	a := newStore(t)
+	gitOut(t, a, "remote", "add", "origin", srv.URL+"/remote.git")
+	creds := filepath.Join(t.TempDir(), "roro", "git-credentials")
+	opts := SyncOptions{Push: true, Credentials: creds}
+	if _, err := a.Sync(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "run roro sync in a terminal once to type them") {
+		t.Fatalf("without credentials: %v", err)
+	}
+	askpass := filepath.Join(t.TempDir(), "askpass")
+	script := "#!/bin/sh\ncase \"$1\" in Username*) echo alice;; *) echo " + token + ";; esac\n"
+	if err := os.WriteFile(askpass, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	asked := opts
+	asked.Env = []string{"GIT_ASKPASS=" + askpass}
+	if st, err := a.Sync(context.Background(), asked); err != nil || st.State != SyncPushed {
+		t.Fatalf("with the token typed: %+v %v", st, err)
+	}
+	info, err := os.Stat(creds)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", info, err)
+	}
+	if data, _ := os.ReadFile(creds); !strings.Contains(string(data), token) {
+		t.Error("the token is not in Roro's credentials file")
+	}
+	if _, err := a.SetValues("hello", []string{"replicas=2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.Sync(context.Background(), opts); err != nil || st.State != SyncPushed {
+		t.Fatalf("from the stored credentials: %+v %v", st, err)
 	}
 }
