@@ -28,7 +28,9 @@ branch, default the one checked out), then:
     repository exactly as it was, naming the conflicting files.
 
 Git does the talking, so authentication is git's: your ssh-agent and ~/.ssh keys (a key's
-passphrase is asked here), ~/.ssh/config, HTTPS credential helpers. A server whose SSH host key
+passphrase is asked here), ~/.ssh/config, your HTTPS credential helpers (with none, a token
+typed here once is kept for the next syncs: in the keyring's helper when installed, else in
+~/.config/roro/git-credentials, mode 0600). A server whose SSH host key
 is not in ~/.ssh/known_hosts is refused with its fingerprint; check it and accept it with
 --accept-host-key. With "sync": {"offline": true} in roro.json nothing is synced. While the
 window runs it syncs in the background every "sync": {"interval"} (default 5m).`,
