@@ -104,6 +104,9 @@ func (e *Engine) reloadFromDisk() {
 	e.reloaded(ws)
 }
 
+// firstSync is how soon after start the first background sync runs.
+const firstSync = 2 * time.Second
+
 // gitView is a sync's result as the snapshot shows it.
 func gitView(st store.SyncState, now time.Time) GitView {
 	v := GitView{State: st.State, Message: st.Message, Remote: st.Remote, Branch: st.Branch,
@@ -117,13 +120,18 @@ func gitView(st store.SyncState, now time.Time) GitView {
 	return v
 }
 
-// syncLoop syncs in the background every sync.interval of the workspace (default 5 min;
-// 0 only on demand; never when it says offline, which Sync itself refuses), until Close.
+// syncLoop syncs in the background shortly after start (so the window soon says where the
+// workspace stands), then every sync.interval of the workspace (default 5 min; 0 only on
+// demand; never when it says offline, which Sync itself refuses), until Close.
 func (e *Engine) syncLoop() {
+	first := true
 	for {
 		interval, err := e.Workspace().SyncInterval()
 		if err != nil || interval == 0 {
 			interval = time.Hour // only on demand: look again at the next reload's settings
+		}
+		if first {
+			interval, first = min(interval, firstSync), false
 		}
 		t := time.NewTimer(interval)
 		select {
