@@ -13,13 +13,16 @@ import (
 
 func newInitCommand(opts *options) *cobra.Command {
 	var name string
+	var nested bool
 	cmd := &cobra.Command{
 		Use:   "init [DIR]",
 		Short: "Create a new workspace with one example app, a git repo and a first commit",
 		Long: `Create a workspace in DIR (default: the current folder), which must be new or empty:
 roro.json, an example app (apps/hello) with a forward and staging values, the JSON Schemas
 the files reference (under .roro/schema, so editors complete and check them), a .gitignore,
-and a git repository with a first commit. Nothing is left behind when a step fails.`,
+and a git repository with a first commit. An existing empty folder is filled in place.
+Nothing is left behind when a step fails. A workspace is a git repository of its own: inside
+another repository's work tree init refuses, unless --nested.`,
 		Example: `  roro init my-stack
   roro init --name shop .`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -40,7 +43,7 @@ and a git repository with a first commit. Nothing is left behind when a step fai
 			if name == "" {
 				name = workspace.NameFor(filepath.Base(abs))
 			}
-			if err := store.InitWorkspace(abs, name, time.Now()); err != nil {
+			if err := store.Init(abs, store.InitOptions{Name: name, Now: time.Now(), Nested: nested}); err != nil {
 				return err
 			}
 			fmt.Fprintf(opts.stdout, "Created workspace %s in %s with app hello and a first commit.\nNext: roro --workspace %s render hello\n", name, abs, dir)
@@ -48,5 +51,6 @@ and a git repository with a first commit. Nothing is left behind when a step fai
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the workspace's name (default: from the folder's name)")
+	cmd.Flags().BoolVar(&nested, "nested", false, "create the workspace's repository even inside another git repository")
 	return cmd
 }

@@ -147,3 +147,50 @@ func TestSyncCommand(t *testing.T) {
 		t.Fatalf("rebase: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestInitInPlace: init in the current, empty folder fills it in place (the shell stays in a
+// folder that exists, and the printed next step works); a folder with files is refused,
+// naming them; inside another git repository init refuses unless --nested.
+func TestInitInPlace(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(empty)
+	t.Chdir(empty)
+	code, out, errOut := runCLI(t, "init")
+	if code != exitOK {
+		t.Fatalf("init in an empty current folder: %d %s", code, errOut)
+	}
+	wd, err := os.Getwd()
+	if after, statErr := os.Stat(empty); err != nil || statErr != nil || !os.SameFile(before, after) || wd != empty {
+		t.Fatalf("the current folder was replaced: getwd %q %v, stat %v", wd, err, statErr)
+	}
+	next := strings.Fields(out[strings.Index(out, "Next: ")+len("Next: "):])
+	if code, _, errOut := runCLI(t, next[1:]...); code != exitOK {
+		t.Errorf("the printed next step %v: %d %s", next, code, errOut)
+	}
+	// Not empty: refused, naming what is there, nothing added.
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "init", full); code != exitFail || !strings.Contains(errOut, "is not empty (it has notes.txt)") {
+		t.Errorf("init in a folder with a file: %d %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(full); len(entries) != 1 {
+		t.Errorf("a refused init left %d entries", len(entries))
+	}
+	// Inside a repository: refused without --nested.
+	inner := filepath.Join(empty, "apps", "sub-workspace")
+	if code, _, errOut := runCLI(t, "init", inner); code != exitFail || !strings.Contains(errOut, "is inside the git repository at "+empty) {
+		t.Errorf("init inside a repository: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(inner); !os.IsNotExist(err) {
+		t.Error("a refused init made the folder")
+	}
+	if code, _, errOut := runCLI(t, "init", "--nested", inner); code != exitOK {
+		t.Errorf("init --nested: %d %s", code, errOut)
+	}
+}

@@ -19,8 +19,8 @@ type Repo struct {
 	repo *git.Repository
 }
 
-// Init creates a git repository in dir, on branch main.
-func Init(dir string) (*Repo, error) {
+// InitRepo creates a git repository in dir, on branch main.
+func InitRepo(dir string) (*Repo, error) {
 	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
 	})
