@@ -244,6 +244,9 @@ or failed, and what is not ready yet.`,
 					}
 					return err
 				}
+				if len(list) == 0 && err != nil {
+					return err // nothing observed: no table, only why
+				}
 				tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "APP\tINSTANCE\tENVIRONMENT\tNAMESPACE\tHEALTH\tREADY")
 				for _, s := range list {

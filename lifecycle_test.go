@@ -486,3 +486,35 @@ func eventuallyTrue(t *testing.T, timeout time.Duration, cond func() bool) {
 		}
 	}
 }
+
+// TestUnreachableSaidOnce: with the cluster down, down and ps say so once, with the context
+// and the cause, and never report a state they did not observe (no "is not running", no
+// empty table), across two apps and two environments on that cluster.
+func TestUnreachableSaidOnce(t *testing.T) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["gone"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
+	cfg.Contexts["gone"] = &clientcmdapi.Context{Cluster: "gone", AuthInfo: "u"}
+	cfg.CurrentContext = "gone"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":       `{"name": "u", "members": ["apps/*"], "environments": {"dev": {}, "staging": {}}, "defaultEnvironment": "dev"}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"]}`,
+		"apps/a/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+		"apps/b/app.json": `{"manifests": ["m.yaml"]}`,
+		"apps/b/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+	})
+	const cause = `cannot reach the cluster of context "gone" at https://127.0.0.1:1`
+	for _, args := range [][]string{{"down"}, {"ps"}} {
+		code, out, errOut := runCLI(t, append([]string{"--kubeconfig", path, "--workspace", dir}, args...)...)
+		if code != exitFail || strings.Count(errOut, cause) != 1 {
+			t.Errorf("roro %s: exit %d, the cause %d times:\n%s", args[0], code, strings.Count(errOut, cause), errOut)
+		}
+		if strings.Contains(out+errOut, "not running") || strings.Contains(out, "APP") {
+			t.Errorf("roro %s reported a state it did not observe:\n%s%s", args[0], out, errOut)
+		}
+	}
+}

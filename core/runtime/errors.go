@@ -149,3 +149,46 @@ func splitJoined(err error) []error {
 // Problems lists every single problem in err, each with its app when it has one: the
 // typed errors a window places on the object they belong to.
 func Problems(err error) []error { return splitJoined(err) }
+
+// UnreachableAppsError is one cluster that could not be reached, and the apps nothing was
+// done for because of it: said once rather than once an app.
+type UnreachableAppsError struct {
+	Err  *kube.UnreachableError
+	Apps []string
+}
+
+func (e *UnreachableAppsError) Error() string {
+	return fmt.Sprintf("%v (nothing was done for %s)", e.Err, strings.Join(e.Apps, ", "))
+}
+
+func (e *UnreachableAppsError) Unwrap() error { return e.Err }
+
+// sayUnreachableOnce folds the apps' errors that are the same unreachable cluster into one
+// UnreachableAppsError each; the other errors stay as they are, in order.
+func sayUnreachableOnce(err error) error {
+	problems := splitJoined(err)
+	if len(problems) < 2 {
+		return err
+	}
+	var out []error
+	seen := map[string]*UnreachableAppsError{}
+	for _, p := range problems {
+		var ae *AppError
+		var ue *kube.UnreachableError
+		if errors.As(p, &ae) && errors.As(ae.Err, &ue) {
+			if u, ok := seen[ue.Error()]; ok {
+				u.Apps = append(u.Apps, ae.App)
+				continue
+			}
+			u := &UnreachableAppsError{Err: ue, Apps: []string{ae.App}}
+			seen[ue.Error()] = u
+			out = append(out, u)
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == len(problems) {
+		return err
+	}
+	return errors.Join(out...)
+}

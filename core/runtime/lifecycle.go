@@ -367,12 +367,15 @@ func (e *Engine) Down(req DownRequest) (*Operation, error) {
 					res, err := e.downOne(ctx, op, t, req.DownOptions)
 					mu.Lock()
 					defer mu.Unlock()
+					if err != nil {
+						all = append(all, &AppError{App: t.App.Name, Err: err})
+						if kube.IsUnreachable(err) {
+							return // no result: what runs there was not observed
+						}
+					}
 					op.mu.Lock()
 					op.results = append(op.results, res)
 					op.mu.Unlock()
-					if err != nil {
-						all = append(all, &AppError{App: t.App.Name, Err: err})
-					}
 				})
 			}
 			wg.Wait()

@@ -180,7 +180,7 @@ func (e *Engine) start(kind OperationKind, targets []InstanceKey, progress Repor
 		defer e.wg.Done()
 		defer close(op.done)
 		defer cancel()
-		err := fn(ctx, op)
+		err := sayUnreachableOnce(fn(ctx, op))
 		op.finish(err, err != nil && ctx.Err() != nil)
 		e.mu.Lock()
 		for _, k := range targets {
