@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -145,7 +146,7 @@ func setValues(sets []string) (map[string]any, error) {
 	}
 	values := map[string]any{}
 	for _, s := range sets {
-		if err := store.ParseSet(s, values, false); err != nil {
+		if err := render.SetValue(values, s, false); err != nil {
 			return nil, usageError{fmt.Errorf("--set %w", err)}
 		}
 	}

@@ -19,14 +19,16 @@ import (
 type renderFlags struct {
 	env         string
 	instance    string
-	set         []string
+	sets        render.Sets
 	valuesFiles []string
 	showSecrets bool
 }
 
 func (f *renderFlags) register(cmd *cobra.Command) {
 	f.registerInstance(cmd, "to render")
-	cmd.Flags().StringArrayVar(&f.set, "set", nil, "set a value, highest layer: --set image.tag=1.2 (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sets.Typed, "set", nil, "set values, highest layer, Helm's syntax: --set image.tag=1.2,replicas=3 (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sets.Strings, "set-string", nil, "set values kept as strings: --set-string version=1.10 (repeatable)")
+	cmd.Flags().StringArrayVar(&f.sets.Files, "set-file", nil, "set a value to a file's content: --set-file config=./app.conf (repeatable)")
 	cmd.Flags().StringArrayVarP(&f.valuesFiles, "values", "f", nil, "a JSON or YAML file of values, above the workspace's layers (repeatable)")
 }
 
@@ -50,7 +52,7 @@ func (f *renderFlags) cliValues() (map[string]any, error) {
 		}
 		layers = append(layers, m)
 	}
-	set, err := render.ParseSet(f.set)
+	set, err := f.sets.Parse()
 	if err != nil {
 		return nil, usageError{err}
 	}

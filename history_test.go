@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rorokube/roro/internal/testfs"
 )
 
 // TestChangeCommands drives the change and history commands as a user would on a new
@@ -192,5 +194,34 @@ func TestInitInPlace(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "init", "--nested", inner); code != exitOK {
 		t.Errorf("init --nested: %d %s", code, errOut)
+	}
+}
+
+// TestSetFlags: render's --set follows Helm (commas, no float or leading-zero mangling,
+// `key=` an empty string), with --set-string and --set-file (issue 12, item 3).
+func TestSetFlags(t *testing.T) {
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":       `{"name": "s", "members": ["apps/*"]}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"], "values": {"replicas": 1}}`,
+		"apps/a/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  values: {{ .Values | toJson | quote }}\n",
+	})
+	file := filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(file, []byte("k=v"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "-w", dir, "render", "a", "-o", "json", "--set", "replicas=3,image=x", "--set", "tag=1.10,zip=010,inf=Infinity,empty=",
+		"--set-string", "n=5", "--set-file", "conf="+file)
+	if code != exitOK {
+		t.Fatal(errOut)
+	}
+	var list struct {
+		Items []struct{ Data map[string]string }
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Items) != 1 {
+		t.Fatal(err, out)
+	}
+	want := `{"conf":"k=v","empty":"","image":"x","inf":"Infinity","n":"5","replicas":3,"tag":"1.10","zip":"010"}`
+	if got := list.Items[0].Data["values"]; got != want {
+		t.Errorf("values %s\nwant   %s", got, want)
 	}
 }

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -21,18 +23,33 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-func TestParseSet(t *testing.T) {
-	got, err := ParseSet([]string{"image.tag=1.2", "replicas=3", "debug=true", "ratio=0.5", "name=web", "empty=", "x=null"})
+// TestSets: the command line's values follow Helm's --set grammar (commas, list indices,
+// escaped dots, leading zeros and floats kept as strings, `key=` an empty string), with
+// --set-string and --set-file.
+func TestSets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "motd.txt")
+	if err := os.WriteFile(file, []byte("hello\nworld\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Sets{
+		Typed:   []string{"replicas=3,name=x", "image.tag=1.10", "zip=010", "inf=Infinity", "empty=", "debug=true", "x=null", "ports[1].port=80", `a\.b=dotted`},
+		Strings: []string{"version=3", "flag=true"},
+		Files:   []string{"motd=" + file},
+	}.Parse()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"image": map[string]any{"tag": 1.2}, "replicas": int64(3), "debug": true, "ratio": 0.5, "name": "web", "empty": "", "x": nil}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ParseSet = %#v\nwant %#v", got, want)
+	want := map[string]any{
+		"replicas": int64(3), "name": "x", "image": map[string]any{"tag": "1.10"}, "zip": "010", "inf": "Infinity", "empty": "",
+		"debug": true, "x": nil, "ports": []any{nil, map[string]any{"port": int64(80)}}, "a.b": "dotted",
+		"version": "3", "flag": "true", "motd": "hello\nworld\n",
 	}
-	for _, bad := range []string{"novalue", "a..b=1", ".a=1", "=1"} {
-		if _, err := ParseSet([]string{bad}); err == nil {
-			t.Errorf("ParseSet(%q) accepted it", bad)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse =\n%#v\nwant\n%#v", got, want)
+	}
+	for _, bad := range []Sets{{Typed: []string{"novalue"}}, {Typed: []string{"a[=1"}}, {Files: []string{"k=/nonexistent"}}} {
+		if _, err := bad.Parse(); err == nil {
+			t.Errorf("%+v was accepted", bad)
 		}
 	}
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-	"helm.sh/helm/v3/pkg/strvals"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
 )
 
@@ -49,7 +49,7 @@ func (s *Store) SetValues(app string, assignments []string, asString bool) (Comm
 			return nil, err
 		}
 		for _, a := range assignments {
-			if err := ParseSet(a, values, asString); err != nil {
+			if err := render.SetValue(values, a, asString); err != nil {
 				return nil, err
 			}
 		}
@@ -63,19 +63,6 @@ func (s *Store) SetValues(app string, assignments []string, asString bool) (Comm
 		}
 		return edit{rel: out}, nil
 	})
-}
-
-// ParseSet parses one assignment in Helm's --set syntax into values (with asString, as
-// --set-string: every value a string).
-func ParseSet(assignment string, values map[string]any, asString bool) error {
-	parse := strvals.ParseInto
-	if asString {
-		parse = strvals.ParseIntoString
-	}
-	if err := parse(assignment, values); err != nil {
-		return fmt.Errorf("%q: %w (the syntax is Helm's --set: key.sub=value, list[0]=value, a=1,b=2)", assignment, err)
-	}
-	return nil
 }
 
 // dropNulls removes the keys set to null, as Helm does with `--set key=null`.
