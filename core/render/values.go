@@ -116,7 +116,8 @@ func ReadValuesFile(path string) (map[string]any, error) {
 		return nil, fmt.Errorf("--values: %w", err)
 	}
 	var m map[string]any
-	if err := yaml.Unmarshal(data, &m); err != nil {
+	// Strict: a key given twice is an error, not the last one silently.
+	if err := yaml.UnmarshalStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("--values %s: %w", path, err)
 	}
 	if m == nil {

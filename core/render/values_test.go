@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/rorokube/roro/core/workspace"
@@ -74,5 +75,17 @@ func TestValueLayers(t *testing.T) {
 	want := map[string]any{"l1": "app", "l2": "envfile", "l3": "env", "l4": "instance", "l5": "cli"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("layers = %v, want %v", got, want)
+	}
+}
+
+// TestValuesFileStrict: a --values file with a key given twice is refused, not read with
+// the last one.
+func TestValuesFileStrict(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v.yaml")
+	if err := os.WriteFile(p, []byte("replicas: 1\nimage: x\nreplicas: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadValuesFile(p); err == nil || !strings.Contains(err.Error(), `"replicas" already set`) {
+		t.Errorf("err = %v", err)
 	}
 }

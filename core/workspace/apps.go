@@ -24,7 +24,7 @@ const DefaultInstance = "default"
 func loadApp(ws *Workspace, dir string) (*App, []error) {
 	path := filepath.Join(dir, AppFileName)
 	app := &App{Dir: dir, Name: filepath.Base(dir)}
-	if err := decodeFile(ws.Dir, path, &app.File); err != nil {
+	if err := ws.decodeFile(path, &app.File); err != nil {
 		return nil, []error{err}
 	}
 	if app.File.Name != "" {
@@ -222,7 +222,7 @@ func loadEnvValues(ws *Workspace, dir string) (map[string]map[string]any, error)
 			continue
 		}
 		var values map[string]any
-		if err := decodeFile(ws.Dir, path, &values); err != nil {
+		if err := ws.decodeFile(path, &values); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -104,3 +104,40 @@ func TestHostileFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestStrictAsTheSchemas: what Go's JSON decoder would take silently is refused at its
+// place: a known field in another case, a key given twice (roro.json, app.json, values), and
+// anything else the files' JSON Schemas reject that the loader's own checks let through.
+func TestStrictAsTheSchemas(t *testing.T) {
+	base := func() map[string]string {
+		return map[string]string{
+			"roro.json":                "{\n  \"name\": \"s\",\n  \"members\": [\"apps/*\"],\n  \"environments\": {\"dev\": {}}\n}\n",
+			"apps/web/app.json":        "{\n  \"manifests\": [\"m.yaml\"]\n}\n",
+			"apps/web/m.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
+			"apps/web/values/dev.json": "{\n  \"a\": 1\n}\n",
+		}
+	}
+	for _, tt := range []struct {
+		name, file, content, want string
+	}{
+		{"a field in another case", "roro.json", "{\n  \"name\": \"s\",\n  \"Members\": [\"apps/*\"],\n  \"environments\": {\"dev\": {}}\n}\n",
+			`roro.json:3:3: additional properties 'Members' not allowed: field names are case-sensitive, write "members"`},
+		{"a key twice in roro.json", "roro.json", "{\n  \"name\": \"s\",\n  \"members\": [\"apps/*\"],\n  \"name\": \"t\"\n}\n",
+			`roro.json:4:3: key "name" is given twice in the same object (first at 2:3)`},
+		{"a key twice in app.json", "apps/web/app.json", "{\n  \"manifests\": [\"m.yaml\"],\n  \"values\": {\"r\": 1,\n    \"r\": 2}\n}\n",
+			`apps/web/app.json:4:5: key "r" is given twice in the same object (first at 3:14)`},
+		{"a key twice in values", "apps/web/values/dev.json", "{\"a\": 1, \"a\": 2}", `apps/web/values/dev.json:1:10: key "a" is given twice`},
+		{"an engine in another case", "apps/web/app.json", "{\n  \"manifests\": [\"m.yaml\"],\n  \"Engine\": \"go\"\n}\n",
+			`apps/web/app.json:3:3: additional properties 'Engine' not allowed: field names are case-sensitive, write "engine"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			files := base()
+			files[tt.file] = tt.content
+			dir := testfs.Layout(t, files)
+			_, err := Load(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -39,7 +39,7 @@ func Load(dir string) (*Workspace, error) {
 	}
 	ws := &Workspace{Dir: abs}
 	path := filepath.Join(abs, FileName)
-	if err := decodeFile(abs, path, &ws.File); err != nil {
+	if err := ws.decodeFile(path, &ws.File); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -93,6 +93,15 @@ func Load(dir string) (*Workspace, error) {
 		return nil, errors.Join(errs...)
 	}
 	if err := checkCycles(ws); err != nil {
+		return nil, err
+	}
+	// What the loader accepts must also match the schemas editors check the files with
+	// (field names' case, for one); its own messages, above, say more where both apply.
+	for _, f := range ws.read {
+		errs = append(errs, checkSchema(f.path, f.data, f.v))
+	}
+	ws.read = nil
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return ws, nil
@@ -185,14 +194,19 @@ func memberDirs(root string, globs []string) ([]string, error) {
 	return dirs, nil
 }
 
-// decodeFile reads one JSON file of the workspace at root strictly (see ReadFile): unknown
-// fields and wrong types are errors that name the file, line and column.
-func decodeFile(root, path string, v any) error {
-	data, err := ReadFile(root, path)
+// decodeFile reads one JSON file of the workspace strictly (see ReadFile): unknown fields,
+// wrong types and keys given twice are errors that name the file, line and column. The
+// file is kept for the schema check at the end of the load.
+func (w *Workspace) decodeFile(path string, v any) error {
+	data, err := ReadFile(w.Dir, path)
 	if err != nil {
 		return err
 	}
-	return decode(path, data, v)
+	if err := decode(path, data, v); err != nil {
+		return err
+	}
+	w.read = append(w.read, readFile{path: path, data: data, v: v})
+	return nil
 }
 
 // decode is decodeFile on data already read.
@@ -226,7 +240,7 @@ func decode(path string, data []byte, v any) error {
 		line, col := position(data, dec.InputOffset())
 		return fmt.Errorf("%s:%d:%d: unexpected data after the JSON object", path, line, col)
 	}
-	return nil
+	return checkKeys(path, data)
 }
 
 // position turns a byte offset into a 1-based line and column.

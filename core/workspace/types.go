@@ -21,6 +21,16 @@ type Workspace struct {
 	Dir  string
 	File File
 	Apps []*App
+
+	// read are the JSON files the load read, checked against their schemas at its end.
+	read []readFile
+}
+
+// readFile is one JSON file a load read, and what it decoded into.
+type readFile struct {
+	path string
+	data []byte
+	v    any
 }
 
 // File is the content of roro.json.
