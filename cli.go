@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -114,14 +115,37 @@ display it says so and exits; the subcommands below work anywhere.`,
 	root.Flags().BoolVar(&opts.noWindow, "no-window", false, "run only the tray icon (open the window from its menu)")
 	root.PersistentFlags().StringVarP(&opts.workspace, "workspace", "w", os.Getenv("RORO_WORKSPACE"),
 		"workspace folder (default: the nearest folder with a roro.json; env RORO_WORKSPACE)")
-	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVarP(&opts.output, "output", "o", "text", "output format: text, or json where a command writes it (render: yaml or json)")
 	opts.cluster.register(root)
 	root.PersistentFlags().BoolVar(&opts.allowAddress, "allow-forward-address", false,
 		"let forwards listen on the address app.json gives even beyond 127.0.0.1 (a workspace alone cannot open a port to the network)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// A command writes only the formats it declares (text alone unless it says more): an
+	// --output it would ignore is an error, not silence.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		allowed := strings.Split(cmd.Annotations[outputsKey], ",")
+		if cmd.Annotations[outputsKey] == "" {
+			allowed = []string{"text"}
+		}
+		if !slices.Contains(allowed, opts.output) {
+			if len(allowed) == 1 {
+				return usageError{fmt.Errorf("%s prints text only: drop --output %s", cmd.CommandPath(), opts.output)}
+			}
+			return usageError{fmt.Errorf("--output %q is not supported by %s: use %s", opts.output, cmd.CommandPath(), strings.Join(allowed, " or "))}
+		}
+		return nil
+	}
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
 		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts))
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "version", "ls", "ps", "env", "validate", "history", "show", "sync":
+			withOutputs(c, "text", "json")
+		case "render":
+			withOutputs(c, "text", "yaml", "json") // text is yaml
+		}
+	}
 	return root
 }
 
@@ -146,9 +170,6 @@ func newVersionCommand(opts *options) *cobra.Command {
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				goVersion = bi.GoVersion
 			}
-			if err := checkOutput(opts.output); err != nil {
-				return err
-			}
 			if opts.output == "json" {
 				return writeJSON(opts.stdout, map[string]string{"version": version, "go": goVersion})
 			}
@@ -158,28 +179,17 @@ func newVersionCommand(opts *options) *cobra.Command {
 	}
 }
 
-func checkOutput(output string) error {
-	switch output {
-	case "text", "json":
-		return nil
-	}
-	return usageError{fmt.Errorf("--output %q is not supported: use text or json", output)}
-}
+// outputsKey is the annotation listing the --output formats a command writes, as
+// withOutputs sets it; without it, a command writes text only.
+const outputsKey = "roro/outputs"
 
-// textOrJSON refuses an --output the command cannot write.
-func textOrJSON(opts *options, cmd *cobra.Command) error {
-	if opts.output == "text" || opts.output == "json" {
-		return nil
+// withOutputs declares the --output formats cmd writes.
+func withOutputs(cmd *cobra.Command, formats ...string) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
 	}
-	return usageError{fmt.Errorf("--output %q is not supported by %s: use text or json", opts.output, cmd.CommandPath())}
-}
-
-// textOnly refuses --output for a command that only prints text.
-func textOnly(opts *options, cmd *cobra.Command) error {
-	if opts.output == "text" {
-		return nil
-	}
-	return usageError{fmt.Errorf("%s prints text only: drop --output %s", cmd.CommandPath(), opts.output)}
+	cmd.Annotations[outputsKey] = strings.Join(formats, ",")
+	return cmd
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -248,9 +258,6 @@ func newLsCommand(opts *options) *cobra.Command {
 }
 
 func runOverview(opts *options) error {
-	if err := checkOutput(opts.output); err != nil {
-		return err
-	}
 	ws, err := loadWorkspace(opts)
 	if err != nil {
 		return err

@@ -51,9 +51,6 @@ keeps its formatting. A file with edits you have not committed is not touched.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err
@@ -89,9 +86,6 @@ from app.json leaves what runs of it alone: run roro down APP --instance NAME fi
   roro instance add web blue --suffix -blue --set replicas=1`,
 		Args: exactArgs(2, "APP NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			values, err := setValues(sets)
 			if err != nil {
 				return err
@@ -120,9 +114,6 @@ from app.json leaves what runs of it alone: run roro down APP --instance NAME fi
 		Example: `  roro down api --instance pr-42 && roro instance rm api pr-42`,
 		Args:    exactArgs(2, "APP NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err
@@ -186,9 +177,6 @@ the date, the author and what changed. Given an app, only the commits that touch
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOrJSON(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err
@@ -239,9 +227,6 @@ func newShowCommand(opts *options) *cobra.Command {
 		Example: "  roro show 1a2b3c4\n  roro show HEAD~1 -o json",
 		Args:    exactArgs(1, "COMMIT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOrJSON(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err
@@ -270,9 +255,6 @@ is written (revert the later commits first, or edit by hand).`,
 		Example: "  roro revert 1a2b3c4",
 		Args:    exactArgs(1, "COMMIT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err

@@ -230,9 +230,6 @@ clusters' labels (not only the local cache), with health from kstatus: healthy, 
 or failed, and what is not ready yet.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.output); err != nil {
-				return err
-			}
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				list, err := eng.Ps(cmd.Context())
 				if opts.output == "json" {

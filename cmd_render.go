@@ -151,9 +151,6 @@ environment, checking the objects. Every problem is listed, each with its file a
 the exit code is 1 when there is any.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.output); err != nil {
-				return err
-			}
 			dir, err := workspaceDir(opts)
 			if err != nil {
 				return err

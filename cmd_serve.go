@@ -59,9 +59,6 @@ Its host key and the keys' roles live in ~/.config/roro (ssh_host_ed25519, serve
   roro serve approve SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s --role read`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			ws, err := loadWorkspace(opts)
 			if err != nil {
 				return err
@@ -109,9 +106,6 @@ func newServeKeysCommand(opts *options) *cobra.Command {
 		Short: "The keys that may use roro serve, with their roles, and the refused keys",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := textOrJSON(opts, cmd); err != nil {
-				return err
-			}
 			settings, err := openServeSettings()
 			if err != nil {
 				return err
@@ -139,9 +133,6 @@ func newServeKeysCommand(opts *options) *cobra.Command {
 		Example: "  roro serve keys add ~/alice.pub --role write\n  roro serve keys add team_authorized_keys --role read",
 		Args:    exactArgs(1, "FILE|KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			if err := roleFlag(role); err != nil {
 				return err
 			}
@@ -180,7 +171,7 @@ func newServeKeysCommand(opts *options) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(add, rm)
-	return cmd
+	return withOutputs(cmd, "text", "json")
 }
 
 func newServeApproveCommand(opts *options) *cobra.Command {
@@ -190,9 +181,6 @@ func newServeApproveCommand(opts *options) *cobra.Command {
 		Short: "Give a refused key a role (roro serve keys lists them)",
 		Args:  exactArgs(1, "FINGERPRINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := textOnly(opts, cmd); err != nil {
-				return err
-			}
 			if err := roleFlag(role); err != nil {
 				return err
 			}

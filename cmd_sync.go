@@ -40,9 +40,6 @@ window runs it syncs in the background every "sync": {"interval"} (default 5m).`
   roro sync --accept-host-key SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := textOrJSON(opts, cmd); err != nil {
-				return err
-			}
 			s, err := openStore(opts)
 			if err != nil {
 				return err

@@ -225,3 +225,20 @@ func TestSetFlags(t *testing.T) {
 		t.Errorf("values %s\nwant   %s", got, want)
 	}
 }
+
+// TestOutputFlagChecked: every command refuses an --output it would ignore (issue 12, item
+// 5), and those that write JSON say which formats they take.
+func TestOutputFlagChecked(t *testing.T) {
+	for _, args := range [][]string{{"up"}, {"down"}, {"diff", "a"}, {"logs", "a"}, {"forward", "a"}, {"init", "x"}, {"restart", "a"}, {"set", "a", "k=v"}, {"revert", "HEAD"}, {"serve"}} {
+		code, _, errOut := runCLI(t, append(args, "-o", "banana")...)
+		if code != exitUsage || !strings.Contains(errOut, "prints text only: drop --output banana") {
+			t.Errorf("roro %s -o banana: exit %d, %s", args[0], code, errOut)
+		}
+	}
+	for _, args := range [][]string{{"ls"}, {"ps"}, {"env", "a"}, {"validate"}, {"history"}, {"sync"}, {"version"}} {
+		code, _, errOut := runCLI(t, append(args, "-o", "yaml")...)
+		if code != exitUsage || !strings.Contains(errOut, "use text or json") {
+			t.Errorf("roro %s -o yaml: exit %d, %s", args[0], code, errOut)
+		}
+	}
+}
