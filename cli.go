@@ -77,6 +77,9 @@ func runAt(ctx context.Context, started time.Time, args []string, stdout, stderr
 	if err == nil {
 		return exitOK
 	}
+	if errors.Is(err, errDifferences) {
+		return exitFail // diff's answer, not a failure to report
+	}
 	fmt.Fprintf(stderr, "roro: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -178,6 +181,10 @@ func newVersionCommand(opts *options) *cobra.Command {
 		},
 	}
 }
+
+// errDifferences ends `roro diff` with exit status 1 when it found differences, as
+// kubectl diff does; nothing more is printed.
+var errDifferences = errors.New("there are differences")
 
 // outputsKey is the annotation listing the --output formats a command writes, as
 // withOutputs sets it; without it, a command writes text only.

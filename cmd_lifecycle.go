@@ -345,7 +345,16 @@ func newDiffCommand(opts *options) *cobra.Command {
 		Short: "Show what `up` would change: live objects against the rendered ones (server-side dry run)",
 		Long: `Render an app's instance, dry-run it on the server, and print a unified diff against the live
 objects, including objects the next up would prune. Secret data and secret env values are
-masked. Exit code 0 with no output means there is nothing to change.`,
+masked; a Secret's key whose value changed shows as "****** (changed)".
+
+Exit status, as kubectl diff's: 0 when there is nothing to change, 1 when there are
+differences, above 1 on an error. With KUBECTL_EXTERNAL_DIFF set (for example "meld" or
+"diff -u -N"), the live and rendered objects are written as YAML files in two folders, live/
+and rendered/, and that program is run on them. Colour on a terminal; never with NO_COLOR set
+or when the output is not a terminal.`,
+		Example: `  roro diff api
+  roro diff api --env staging --set replicas=3
+  KUBECTL_EXTERNAL_DIFF=meld roro diff web`,
 		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values, err := f.cliValues()
@@ -353,12 +362,24 @@ masked. Exit code 0 with no output means there is nothing to change.`,
 				return err
 			}
 			return withEngine(opts, func(eng *runtime.Engine) error {
-				d, err := eng.Diff(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values)
+				sel := runtime.Selection{Environment: f.env, Instance: f.instance}
+				if ext := os.Getenv("KUBECTL_EXTERNAL_DIFF"); ext != "" {
+					return externalDiff(cmd.Context(), opts, eng, args[0], sel, values, ext)
+				}
+				d, err := eng.Diff(cmd.Context(), args[0], sel, values)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprint(opts.stdout, d)
-				return err
+				if d == "" {
+					return nil
+				}
+				if colour(opts.stdout) {
+					d = colourDiff(d)
+				}
+				if _, err := fmt.Fprint(opts.stdout, d); err != nil {
+					return err
+				}
+				return errDifferences
 			})
 		},
 	}

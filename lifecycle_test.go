@@ -518,3 +518,41 @@ func TestUnreachableSaidOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffExitAndSecrets: diff exits 0 with nothing to change and 1 with differences, as
+// kubectl diff does; a Secret's changed key is listed as changed with its value hidden; an
+// external diff program (KUBECTL_EXTERNAL_DIFF) gets live/ and rendered/ folders; no colour
+// into a pipe (issue 12, item 6).
+func TestDiffExitAndSecrets(t *testing.T) {
+	tc := testcluster.Get(t)
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":       `{"name": "d", "members": ["apps/*"]}`,
+		"apps/s/app.json": `{"namespace": "roro-diff-test", "manifests": ["m.yaml"], "values": {"password": "first-Pa55word", "level": "info"}}`,
+		"apps/s/m.yaml":   "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: {{ .Values.password }}\n  user: admin\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: conf\ndata:\n  level: {{ .Values.level }}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	if code, _, errOut := runCLI(t, append(kc, "up")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	if code, out, errOut := runCLI(t, append(kc, "diff", "s")...); code != exitOK || out != "" {
+		t.Fatalf("diff with nothing to change: exit %d, %q %s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, append(kc, "diff", "s", "--set", "password=second-Pa55word,level=debug")...)
+	if code != exitFail || errOut != "" {
+		t.Errorf("diff with changes: exit %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{"+  password: '****** (changed)'", "-  level: info", "+  level: debug"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Pa55word") || strings.Contains(out, "user: '****** (changed)'") || strings.Contains(out, "\x1b[") {
+		t.Errorf("diff shows a secret, marks an unchanged key, or colours a pipe:\n%s", out)
+	}
+	t.Setenv("KUBECTL_EXTERNAL_DIFF", "diff -r -u -N")
+	code, out, _ = runCLI(t, append(kc, "diff", "s", "--set", "level=debug")...)
+	if code != exitFail || !strings.Contains(out, "/live/ConfigMap.roro-diff-test.conf.yaml") || !strings.Contains(out, "+  level: debug") {
+		t.Errorf("external diff: exit %d\n%s", code, out)
+	}
+}

@@ -107,7 +107,7 @@ type Cluster interface {
 	// injected when the app asks.
 	Render(ctx context.Context, t Target) (*render.Result, *render.Env, error)
 	// Diff compares what up would apply with the live objects.
-	Diff(ctx context.Context, t Target) (string, error)
+	Diff(ctx context.Context, t Target) ([]ObjectDiff, error)
 	// Logs streams the logs of an instance's pods.
 	Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error
 }

@@ -69,7 +69,7 @@ func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.E
 	return nil, nil, errors.New("not in the fake")
 }
 func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error) { return &render.Env{}, nil }
-func (f *fakeCluster) Diff(context.Context, Target) (string, error)     { return "", nil }
+func (f *fakeCluster) Diff(context.Context, Target) ([]ObjectDiff, error) { return nil, nil }
 
 // Logs emits logLines numbered lines, then follows (blocks) until ctx ends.
 func (f *fakeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {

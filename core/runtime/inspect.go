@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pmezard/go-difflib/difflib"
+
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -21,11 +23,38 @@ func (e *Engine) Env(ctx context.Context, app string, sel Selection) (*render.En
 // Diff compares what an up would apply (a server-side dry run of the rendered objects) with
 // the live objects, as a unified diff per object, secrets masked.
 func (e *Engine) Diff(ctx context.Context, app string, sel Selection, values map[string]any) (string, error) {
+	ds, err := e.DiffObjects(ctx, app, sel, values)
+	return Unified(ds), err
+}
+
+// DiffObjects is Diff object by object: each object up would change, live and rendered
+// (for an external diff program).
+func (e *Engine) DiffObjects(ctx context.Context, app string, sel Selection, values map[string]any) ([]ObjectDiff, error) {
 	t, c, err := e.resolve(ctx, app, sel, values)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	return c.Diff(ctx, t)
+}
+
+// ObjectDiff is one object up would change: its live and rendered forms as YAML, secrets
+// masked; "" for a side where it does not exist.
+type ObjectDiff struct {
+	Name           string // Kind namespace/name, and why when it goes ("pruned by the next up")
+	Live, Rendered string
+}
+
+// Unified is ds as one unified diff, "" when there is no difference.
+func Unified(ds []ObjectDiff) string {
+	var b strings.Builder
+	for _, d := range ds {
+		u, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A: difflib.SplitLines(d.Live), B: difflib.SplitLines(d.Rendered),
+			FromFile: "live/" + d.Name, ToFile: "rendered/" + d.Name, Context: 3,
+		})
+		b.WriteString(u)
+	}
+	return b.String()
 }
 
 // Render renders an app instance as up applies it, without asking a cluster (values read

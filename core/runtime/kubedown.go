@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -124,17 +123,25 @@ func rank(o *unstructured.Unstructured) int {
 }
 
 // Diff compares what an up would apply (a server-side dry run of the rendered objects) with
-// the live objects, as a unified diff per object. Secret data and secret env values are
-// masked on both sides. An object the cluster lacks shows as all added; an object the
-// instance owns but no longer renders, as all removed.
-func (k *kubeCluster) Diff(ctx context.Context, t Target) (string, error) {
+// the live objects, object by object. Secret data and secret env values are masked on both
+// sides; a Secret's key whose value changed is marked so. An object the cluster lacks has no
+// live form; one the instance owns but no longer renders, no rendered form. Objects that
+// would not change are left out.
+func (k *kubeCluster) Diff(ctx context.Context, t Target) ([]ObjectDiff, error) {
 	c := k.c
 	res, resolved, err := k.Render(ctx, t)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	secrets := resolved.SecretValues()
-	var b strings.Builder
+	var out []ObjectDiff
+	add := func(name string, live, want *unstructured.Unstructured) {
+		changed := changedSecretKeys(live, want)
+		d := ObjectDiff{Name: name, Live: comparable(live, secrets, nil), Rendered: comparable(want, secrets, changed)}
+		if d.Live != d.Rendered {
+			out = append(out, d)
+		}
+	}
 	seen := map[string]bool{}
 	for _, o := range res.Objects {
 		if !isMember(o) {
@@ -143,45 +150,50 @@ func (k *kubeCluster) Diff(ctx context.Context, t Target) (string, error) {
 		seen[kube.Key(o)] = true
 		live, err := c.Get(ctx, o)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		var after *unstructured.Unstructured
 		if live == nil {
 			after = o
 		} else if after, err = c.Apply(ctx, o.DeepCopy(), kube.ApplyOptions{DryRun: true, ForceConflicts: true}); err != nil {
-			return "", err
+			return nil, err
 		}
-		writeDiff(&b, kube.Ref(o), live, after, secrets)
+		add(kube.Ref(o), live, after)
 	}
 	if parent, err := findParent(ctx, c, t); err == nil && parent != nil {
 		members, err := c.Members(ctx, parent)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		for _, m := range members {
 			if !seen[kube.Key(m)] {
-				writeDiff(&b, kube.Ref(m)+" (pruned by the next up)", m, nil, secrets)
+				add(kube.Ref(m)+" (pruned by the next up)", m, nil)
 			}
 		}
 	}
-	return b.String(), nil
+	return out, nil
 }
 
-// writeDiff appends the unified diff of one object's live and desired forms.
-func writeDiff(b *strings.Builder, name string, live, want *unstructured.Unstructured, secrets []string) {
-	from, to := comparable(live, secrets), comparable(want, secrets)
-	if from == to {
-		return
+// changedSecretKeys are the keys of a Secret's data whose values differ between its live
+// and rendered forms (both as the server stores them, base64), or nil for other objects.
+func changedSecretKeys(live, want *unstructured.Unstructured) map[string]bool {
+	if live == nil || want == nil || want.GetKind() != "Secret" {
+		return nil
 	}
-	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(from), B: difflib.SplitLines(to),
-		FromFile: "live/" + name, ToFile: "rendered/" + name, Context: 3,
-	})
-	b.WriteString(d)
+	before, _, _ := unstructured.NestedMap(live.Object, "data")
+	after, _, _ := unstructured.NestedMap(want.Object, "data")
+	out := map[string]bool{}
+	for k, v := range after {
+		if old, ok := before[k]; ok && old != v {
+			out[k] = true
+		}
+	}
+	return out
 }
 
-// comparable is an object as YAML without the fields the server owns, with secrets masked.
-func comparable(o *unstructured.Unstructured, secrets []string) string {
+// comparable is an object as YAML without the fields the server owns, with secrets masked;
+// a Secret's keys in changed are masked as changed.
+func comparable(o *unstructured.Unstructured, secrets []string, changed map[string]bool) string {
 	if o == nil {
 		return ""
 	}
@@ -202,6 +214,9 @@ func comparable(o *unstructured.Unstructured, secrets []string) string {
 			if m, ok := c.Object[field].(map[string]any); ok {
 				for k := range m {
 					m[k] = render.SecretMask
+					if changed[k] {
+						m[k] = render.SecretMask + " (changed)"
+					}
 				}
 			}
 		}
