@@ -68,7 +68,7 @@ func (f *fakeCluster) Close() {}
 func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.Env, error) {
 	return nil, nil, errors.New("not in the fake")
 }
-func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error) { return &render.Env{}, nil }
+func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error)   { return &render.Env{}, nil }
 func (f *fakeCluster) Diff(context.Context, Target) ([]ObjectDiff, error) { return nil, nil }
 
 // Logs emits logLines numbered lines, then follows (blocks) until ctx ends.
