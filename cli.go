@@ -201,6 +201,7 @@ func withOutputs(cmd *cobra.Command, formats ...string) *cobra.Command {
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // '<', '>' and '&' as they are, as kubectl prints them
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

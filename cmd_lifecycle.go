@@ -53,7 +53,7 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	}
 	return runtime.New(ws, runtime.Options{
 		Repo:             repo,
-		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now),
+		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now, opts.stderr),
 		Store:            runtime.NewStore(stateDir, ws.Dir),
 		LookupHost:       os.LookupEnv,
 		Now:              time.Now,

@@ -242,3 +242,17 @@ func TestOutputFlagChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderJSONUnescaped: render -o json writes '<', '>' and '&' as they are (issue 12,
+// item 7).
+func TestRenderJSONUnescaped(t *testing.T) {
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":       `{"name": "j", "members": ["apps/*"]}`,
+		"apps/a/app.json": `{"manifests": ["m.yaml"], "values": {"q": "a<b && c>d"}}`,
+		"apps/a/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  q: {{ .Values.q | quote }}\n",
+	})
+	code, out, errOut := runCLI(t, "-w", dir, "render", "a", "-o", "json")
+	if code != exitOK || !strings.Contains(out, `"q": "a<b && c>d"`) {
+		t.Errorf("exit %d %s\n%s", code, errOut, out)
+	}
+}

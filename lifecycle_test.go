@@ -556,3 +556,23 @@ func TestDiffExitAndSecrets(t *testing.T) {
 		t.Errorf("external diff: exit %d\n%s", code, out)
 	}
 }
+
+// TestWarningsAsKubectl: the API server's warnings come out as kubectl prints them, each
+// once: "Warning: …" (issue 12, item 7).
+func TestWarningsAsKubectl(t *testing.T) {
+	tc := testcluster.Get(t)
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":       `{"name": "w", "members": ["apps/*"]}`,
+		"apps/w/app.json": `{"namespace": "roro-warn-test", "manifests": ["m.yaml"]}`,
+		"apps/w/m.yaml":   "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: w\n  annotations:\n    kubernetes.io/ingress.class: nginx\nspec:\n  defaultBackend:\n    service:\n      name: w\n      port: {number: 80}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...)
+	if code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	if strings.Count(errOut, `Warning: annotation "kubernetes.io/ingress.class" is deprecated`) != 1 || strings.Contains(errOut, "warnings.go") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +40,9 @@ type ConnectOptions struct {
 	Context string
 	// Timeout bounds each request and the reachability check; default DefaultTimeout.
 	Timeout time.Duration
+	// Warnings receives the API server's warnings as kubectl prints them ("Warning: …",
+	// each once); nil leaves client-go's default.
+	Warnings io.Writer
 }
 
 // Cluster is a connection to one cluster.
@@ -96,6 +100,9 @@ func Connect(ctx context.Context, opts ConnectOptions) (*Cluster, error) {
 	dial := &dialer{d: &net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}}
 	cfg.Dial = dial.DialContext
 	cfg.UserAgent = "roro"
+	if opts.Warnings != nil {
+		cfg.WarningHandler = rest.NewWarningWriter(opts.Warnings, rest.WarningWriterOptions{Deduplicate: true})
+	}
 	c, err := newCluster(cfg, opts.Timeout)
 	if err != nil {
 		return nil, err

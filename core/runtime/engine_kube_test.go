@@ -43,7 +43,7 @@ func TestEngineConnectsWhenAPIServerComesUp(t *testing.T) {
 	}
 	start := time.Now()
 	e, err := New(ws, Options{
-		Connect:  KubeConnector(gate.Kubeconfig, "", kube.DefaultTimeout, time.Now),
+		Connect:  KubeConnector(gate.Kubeconfig, "", kube.DefaultTimeout, time.Now, nil),
 		Watch:    true,
 		RetryMin: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond,
 		LookupHost: func(string) (string, bool) { return "", false },
@@ -232,7 +232,7 @@ func TestEngineCloseWithWorkRunning(t *testing.T) {
 			goleak.IgnoreAnyFunction("github.com/rorokube/roro/internal/testcluster.(*PodServer).serve.func1"))
 	}()
 	e, err := New(ws, Options{
-		Connect: KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now),
+		Connect: KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now, nil),
 		Watch:   true,
 	})
 	if err != nil {

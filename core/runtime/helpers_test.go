@@ -15,7 +15,7 @@ import (
 func kubeEngine(t testing.TB, tc *testcluster.Cluster, ws *workspace.Workspace, mods ...func(*Options)) *Engine {
 	t.Helper()
 	opts := Options{
-		Connect:    KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now),
+		Connect:    KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now, nil),
 		LookupHost: func(k string) (string, bool) { return "tester", k == "USER" },
 	}
 	for _, m := range mods {

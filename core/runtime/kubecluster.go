@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -38,12 +39,12 @@ func NewCluster(c *kube.Cluster, now func() time.Time) Cluster {
 // KubeConnector connects through kubeconfig: to the context override when it is set (the
 // command line's --context), else the environment's "context" in roro.json, else the
 // kubeconfig's current context.
-func KubeConnector(kubeconfig, override string, timeout time.Duration, now func() time.Time) Connector {
+func KubeConnector(kubeconfig, override string, timeout time.Duration, now func() time.Time, warnings io.Writer) Connector {
 	return func(ctx context.Context, _, kubeContext string) (Cluster, error) {
 		if override != "" {
 			kubeContext = override
 		}
-		c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: kubeconfig, Context: kubeContext, Timeout: timeout})
+		c, err := kube.Connect(ctx, kube.ConnectOptions{Kubeconfig: kubeconfig, Context: kubeContext, Timeout: timeout, Warnings: warnings})
 		if err != nil {
 			return nil, err
 		}

@@ -36,7 +36,7 @@ func TestSandboxPodsAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := runtime.New(ws, runtime.Options{Connect: runtime.KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now)})
+	eng, err := runtime.New(ws, runtime.Options{Connect: runtime.KubeConnector(tc.Kubeconfig, "", kube.DefaultTimeout, time.Now, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
