@@ -122,7 +122,15 @@ display it says so and exits; the subcommands below work anywhere.`,
 	opts.cluster.register(root)
 	root.PersistentFlags().BoolVar(&opts.allowAddress, "allow-forward-address", false,
 		"let forwards listen on the address app.json gives even beyond 127.0.0.1 (a workspace alone cannot open a port to the network)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "shorthand flag: 'n'") || strings.Contains(err.Error(), "unknown flag: --namespace") {
+			return usageError{fmt.Errorf("%w: roro has no --namespace: an instance's namespace comes from app.json (\"namespace\", \"instances\"); pick an instance with --instance", err)}
+		}
+		return usageError{err}
+	})
+	root.SuggestionsMinimumDistance = 2
+	root.Version = version
+	root.SetVersionTemplate("roro {{.Version}}\n")
 	// A command writes only the formats it declares (text alone unless it says more): an
 	// --output it would ignore is an error, not silence.
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -141,6 +149,7 @@ display it says so and exits; the subcommands below work anywhere.`,
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
 		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts))
+	addCompletions(opts, root)
 	for _, c := range root.Commands() {
 		switch c.Name() {
 		case "version", "ls", "ps", "env", "validate", "history", "show", "sync":
@@ -158,7 +167,11 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	if cmd.HasSubCommands() {
-		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+		hint := ""
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usageError{fmt.Errorf("unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)}
 	}
 	return usageError{fmt.Errorf("%q takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))}
 }
@@ -180,6 +193,52 @@ func newVersionCommand(opts *options) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// addCompletions completes app names where a command takes apps, and --env and --instance
+// with the workspace's environments and the app's instances (bash, zsh and fish through
+// `roro completion`).
+func addCompletions(opts *options, root *cobra.Command) {
+	apps := func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		ws, err := loadWorkspace(opts)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		if !strings.Contains(cmd.Use, "APP...") && !strings.HasPrefix(cmd.Use, cmd.Name()+" [APP") && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp // one app only
+		}
+		return ws.AppNames(), cobra.ShellCompDirectiveNoFileComp
+	}
+	envs := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		ws, err := loadWorkspace(opts)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return ws.EnvironmentNames(), cobra.ShellCompDirectiveNoFileComp
+	}
+	instances := func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		ws, err := loadWorkspace(opts)
+		if err != nil || len(args) == 0 || ws.App(args[0]) == nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return append([]string{workspace.DefaultInstance}, ws.App(args[0]).InstanceNames()...), cobra.ShellCompDirectiveNoFileComp
+	}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if f := strings.Fields(c.Use); len(f) > 1 && strings.Contains(f[1], "APP") {
+			c.ValidArgsFunction = apps
+		}
+		if c.Flags().Lookup("env") != nil {
+			_ = c.RegisterFlagCompletionFunc("env", envs)
+		}
+		if c.Flags().Lookup("instance") != nil {
+			_ = c.RegisterFlagCompletionFunc("instance", instances)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 // errDifferences ends `roro diff` with exit status 1 when it found differences, as

@@ -151,6 +151,11 @@ its own namespace (or with its name suffix); their dependencies run as their def
 	f.register(cmd)
 	cmd.Flags().BoolVar(&force, "force-conflicts", false, "take over fields another field manager owns instead of failing")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once applied, without waiting for health")
+	// Compose's habits: up returns once healthy and leaves the apps running (-d is what it
+	// always does), and waits for health (--wait, the default).
+	var detach, waitFlag bool
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "accepted for docker compose's habit: up always returns once the apps are healthy, and they keep running")
+	cmd.Flags().BoolVar(&waitFlag, "wait", false, "accepted for docker compose's habit: up waits for health unless --no-wait")
 	cmd.Flags().BoolVar(&withForwards, "forward", false, "then run the apps' port forwards until Ctrl-C")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for each app to be healthy")
 	cmd.Flags().IntVar(&parallel, "parallel", 0, "how many apps that do not depend on each other come up at once (0: all)")
@@ -190,7 +195,7 @@ unless asked. Taking down something that is not running says so and succeeds.`,
 		},
 	}
 	f.registerInstance(cmd, "to take down")
-	cmd.Flags().BoolVar(&volumes, "volumes", false, "also delete PersistentVolumeClaims")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "also delete PersistentVolumeClaims")
 	cmd.Flags().BoolVar(&crds, "crds", false, "also delete CustomResourceDefinitions the apps applied")
 	return cmd
 }

@@ -256,3 +256,44 @@ func TestRenderJSONUnescaped(t *testing.T) {
 		t.Errorf("exit %d %s\n%s", code, errOut, out)
 	}
 }
+
+// TestComposeAndKubectlHabits: -d/--detach and --wait on up, -v on down are accepted;
+// -n/--namespace is refused with where namespaces come from; --version works; a mistyped
+// command gets a suggestion; shell completion offers apps, environments and instances.
+func TestComposeAndKubectlHabits(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := filepath.Join(t.TempDir(), "ws")
+	if code, _, errOut := runCLI(t, "init", dir); code != exitOK {
+		t.Fatal(errOut)
+	}
+	gone := filepath.Join(t.TempDir(), "no-kubeconfig")
+	for _, args := range [][]string{{"up", "-d"}, {"up", "--detach", "--wait"}, {"down", "-v"}} {
+		// No cluster here: the flags parse, and the failure is the cluster's, not usage.
+		if code, _, errOut := runCLI(t, append([]string{"-w", dir, "--kubeconfig", gone}, args...)...); code == exitUsage {
+			t.Errorf("roro %v: a usage error: %s", args, errOut)
+		}
+	}
+	for _, args := range [][]string{{"render", "hello", "-n", "x"}, {"up", "--namespace", "x"}} {
+		if code, _, errOut := runCLI(t, append([]string{"-w", dir}, args...)...); code != exitUsage || !strings.Contains(errOut, "an instance's namespace comes from app.json") {
+			t.Errorf("roro %v: exit %d %s", args, code, errOut)
+		}
+	}
+	if code, out, _ := runCLI(t, "--version"); code != exitOK || !strings.HasPrefix(out, "roro ") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, "rendr"); code != exitUsage || !strings.Contains(errOut, `(did you mean "render"?)`) {
+		t.Errorf("a typo: %d %s", code, errOut)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"__complete", "-w", dir, "render", ""}, "hello\n"},
+		{[]string{"__complete", "-w", dir, "up", "--env", ""}, "dev\nstaging\n"},
+		{[]string{"__complete", "-w", dir, "render", "hello", "--instance", ""}, "default\n"},
+	} {
+		if _, out, _ := runCLI(t, tt.args...); !strings.HasPrefix(out, tt.want) {
+			t.Errorf("%v completes %q, want %q first", tt.args, out, tt.want)
+		}
+	}
+}
