@@ -3,7 +3,7 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Gio builds without Vulkan headers; Wayland stays in (see README "Building").
+# Gio builds without Vulkan headers; Wayland stays in (see README "Building by hand").
 tags := "novulkan"
 
 # List the recipes
