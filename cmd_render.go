@@ -62,10 +62,12 @@ func (f *renderFlags) cliValues() (map[string]any, error) {
 func newRenderCommand(opts *options) *cobra.Command {
 	var f renderFlags
 	cmd := &cobra.Command{
-		Use:   "render APP",
-		Short: "Print the manifests an app's instance renders to, labelled as roro applies them",
-		Long: `Render an app's templates with its layered values and print the objects, with the
-namespace, labels and ApplySet label roro adds. Nothing is sent to a cluster.
+		Use:   "render [APP...]",
+		Short: "Print the manifests apps render to, labelled as roro applies them (every app when none is named)",
+		Long: `Render the named apps' templates (every app's, when none is named) with their layered values
+and print the objects, with the namespace, labels and ApplySet label roro adds, each YAML
+document after a "# Source: app/file" line, as helm template prints. Nothing is sent to a
+cluster.
 
 Values are layered, lowest first: the app's "values", values/<env>.json, the environment's
 values in roro.json, the instance's values, --values files, --set.
@@ -73,10 +75,10 @@ values in roro.json, the instance's values, --values files, --set.
 Env read from cluster objects (fromObject) is shown as a <placeholder> until roro resolves
 env from the cluster; a Secret's data and the values of secret env variables print as ******
 unless --show-secrets.`,
-		Example: `  roro render api
+		Example: `  roro render                       every app
+  roro render api db
   roro render api --env staging --instance pr-42
   roro render web --set replicas=3 -o json`,
-		Args: exactArgs(1, "APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.output == "text" {
 				opts.output = "yaml"
@@ -92,21 +94,30 @@ unless --show-secrets.`,
 			if err != nil {
 				return err
 			}
-			res, env, err := runtime.RenderOffline(cmd.Context(), opts.templates, ws, args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, values, os.LookupEnv)
-			if err != nil {
-				return err
+			names := args
+			if len(names) == 0 {
+				names = ws.AppNames()
 			}
-			if len(env.Unresolved) > 0 {
-				fmt.Fprintf(opts.stderr, "note: %s come from cluster objects and are placeholders here\n", strings.Join(env.Unresolved, ", "))
-			}
-			var secrets []string
-			if !f.showSecrets {
-				secrets = env.SecretValues()
-				for _, name := range env.ShortSecrets() {
-					fmt.Fprintf(opts.stderr, "warning: secret %s is shorter than %d characters, too short to mask: it prints as it is\n", name, render.MinMaskable)
+			var objs []*unstructured.Unstructured
+			var sources, secrets []string
+			for _, name := range names {
+				res, env, err := runtime.RenderOffline(cmd.Context(), opts.templates, ws, name, runtime.Selection{Environment: f.env, Instance: f.instance}, values, os.LookupEnv)
+				if err != nil {
+					return err
 				}
+				if len(env.Unresolved) > 0 {
+					fmt.Fprintf(opts.stderr, "note: %s of %s come from cluster objects and are placeholders here\n", strings.Join(env.Unresolved, ", "), name)
+				}
+				if !f.showSecrets {
+					secrets = append(secrets, env.SecretValues()...)
+					for _, s := range env.ShortSecrets() {
+						fmt.Fprintf(opts.stderr, "warning: secret %s of %s is shorter than %d characters, too short to mask: it prints as it is\n", s, name, render.MinMaskable)
+					}
+				}
+				objs = append(objs, res.Objects...)
+				sources = append(sources, res.Sources...)
 			}
-			return printObjects(opts.stdout, opts.output, res.Objects, secrets, f.showSecrets)
+			return printObjects(opts.stdout, opts.output, objs, sources, secrets, f.showSecrets)
 		},
 	}
 	f.register(cmd)
@@ -114,9 +125,10 @@ unless --show-secrets.`,
 	return cmd
 }
 
-// printObjects writes objects as multi-document YAML or a JSON v1 List. Unless show, a
-// Secret's values and every occurrence of a secret value elsewhere are masked.
-func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, secrets []string, show bool) error {
+// printObjects writes objects as multi-document YAML, each after a "# Source: app/file"
+// line as helm prints, or as a JSON v1 List. Unless show, a Secret's values and every
+// occurrence of a secret value elsewhere are masked.
+func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured, sources, secrets []string, show bool) error {
 	items := make([]any, len(objs))
 	for i, o := range objs {
 		items[i] = o.Object
@@ -132,10 +144,14 @@ func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured,
 		if err != nil {
 			return err
 		}
-		if i > 0 {
-			b = append([]byte("---\n"), b...)
+		head := "---\n"
+		if i == 0 {
+			head = ""
 		}
-		if _, err := w.Write(b); err != nil {
+		if i < len(sources) {
+			head += "# Source: " + sources[i] + "\n"
+		}
+		if _, err := io.WriteString(w, head+string(b)); err != nil {
 			return err
 		}
 	}

@@ -47,7 +47,7 @@ func TestRenderCommand(t *testing.T) {
 	if r := dep["spec"].(map[string]any)["replicas"]; r != float64(5) {
 		t.Errorf("replicas %v, want 5 from --set over staging's 3", r)
 	}
-	if !strings.Contains(errOut, "DATABASE_HOST, API_TOKEN come from cluster objects") {
+	if !strings.Contains(errOut, "DATABASE_HOST, API_TOKEN of api come from cluster objects") {
 		t.Errorf("no note about placeholders: %s", errOut)
 	}
 }
@@ -78,13 +78,12 @@ func TestRenderErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"render"}, exitUsage, `"roro render" needs APP`},
 		{[]string{"render", "nope"}, exitFail, `no app "nope" in workspace demo (apps: api, db, web)`},
 		{[]string{"render", "api", "--env", "prod"}, exitFail, `environment "prod" is not in`},
 		{[]string{"render", "api", "--instance", "Bad_Name"}, exitFail, `instance "Bad_Name" of app api is not a valid name`},
 		{[]string{"render", "api", "--set", "novalue"}, exitUsage, `--set "novalue": want KEY=VALUE`},
 		{[]string{"render", "api", "-f", "missing.json"}, exitUsage, "--values: open missing.json"},
-		{[]string{"render", "api", "-o", "table"}, exitUsage, `--output "table" is not supported by render`},
+		{[]string{"render", "api", "-o", "table"}, exitUsage, `--output "table" is not supported by roro render`},
 	}
 	for _, tt := range tests {
 		code, _, errOut := runCLI(t, append([]string{"--workspace", "fixtures/demo"}, tt.args...)...)
@@ -102,5 +101,26 @@ func TestRenderValuesFile(t *testing.T) {
 	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "render", "web", "-f", f)
 	if code != exitOK || !strings.Contains(out, "replicas: 7") {
 		t.Fatalf("exit %d, stderr %s\n%s", code, errOut, out)
+	}
+}
+
+// TestRenderSeveralApps: render with no app renders every app, with several the named ones,
+// each object after a "# Source: app/file" line, as helm template prints.
+func TestRenderSeveralApps(t *testing.T) {
+	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "render")
+	if code != exitOK {
+		t.Fatal(errOut)
+	}
+	for _, want := range []string{"# Source: api/manifests/deployment.yaml\n", "# Source: web/manifests/web.yaml\n", "# Source: db/manifests/db.yaml\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render of every app lacks %q", want)
+		}
+	}
+	if docs, sources := strings.Count(out, "\n---\n")+1, strings.Count(out, "# Source: "); docs != sources {
+		t.Errorf("%d documents, %d Source lines", docs, sources)
+	}
+	_, out, _ = runCLI(t, "--workspace", "fixtures/demo", "render", "web", "db")
+	if strings.Contains(out, "# Source: api/") || !strings.HasPrefix(out, "# Source: web/") || !strings.Contains(out, "# Source: db/") {
+		t.Errorf("render web db:\n%.500s", out)
 	}
 }

@@ -98,4 +98,7 @@ func InjectEnv(res *Result, env *Env) {
 		LabelApplySetPartOf: res.ApplySet.ID,
 	})
 	res.Objects = append([]*unstructured.Unstructured{secret}, res.Objects...)
+	if len(res.Sources) > 0 {
+		res.Sources = append([]string{res.App + " (env injected by roro)"}, res.Sources...)
+	}
 }

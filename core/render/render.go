@@ -36,6 +36,8 @@ type Result struct {
 	Environment string
 	// Objects are in file order, then document order.
 	Objects []*unstructured.Unstructured
+	// Sources name the template file of each object, "app/file" (as helm's "# Source:").
+	Sources []string
 	// ApplySet names the instance's ApplySet: its parent object and ID (KEP-3659).
 	ApplySet ApplySet
 	// Values are the merged values the templates saw.
@@ -140,6 +142,7 @@ func App(ctx context.Context, x Executor, ws *workspace.Workspace, app *workspac
 		for _, obj := range r.Objects {
 			res.Objects = append(res.Objects, &unstructured.Unstructured{Object: obj})
 			sources = append(sources, r.File)
+			res.Sources = append(res.Sources, app.Name+"/"+r.File)
 		}
 	}
 	if err := finish(res, sources); err != nil {
