@@ -396,24 +396,59 @@ func newLogsCommand(opts *options) *cobra.Command {
 	var f renderFlags
 	var lo kube.LogOptions
 	cmd := &cobra.Command{
-		Use:   "logs APP",
-		Short: "Stream the logs of an app's pods, each line prefixed with [pod/container]",
+		Use:   "logs [APP...]",
+		Short: "Stream the logs of apps' pods, each line prefixed with [pod/container] (every running app when none is named)",
 		Long: `Print the logs of every container of the pods of an app's instance (the pods its
 Deployments, StatefulSets, DaemonSets and Jobs select). With -f, keep following, and pick up
-pods that start later, as after a rollout.`,
+pods that start later, as after a rollout. Several apps, or none (every app that runs), are
+streamed together, each line prefixed with its app as well, as docker compose logs does.`,
 		Example: `  roro logs api
   roro logs api -f --tail 20
-  roro logs api --instance pr-42 --since 10m`,
-		Args: exactArgs(1, "APP"),
+  roro logs api --instance pr-42 --since 10m
+  roro logs -f                      every running app`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(opts, func(eng *runtime.Engine) error {
-				err := eng.Logs(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}, lo, func(l kube.LogLine) {
-					fmt.Fprintf(opts.stdout, "[%s/%s] %s\n", l.Pod, l.Container, l.Line)
-				})
+				sel := runtime.Selection{Environment: f.env, Instance: f.instance}
+				apps, prefixed := args, len(args) > 1
+				if len(apps) == 0 {
+					list, err := eng.Ps(cmd.Context())
+					if err != nil && len(list) == 0 {
+						return err
+					}
+					seen := map[string]bool{}
+					for _, s := range list {
+						if !seen[s.App] && (f.instance == "" || s.Instance == f.instance) {
+							seen[s.App] = true
+							apps = append(apps, s.App)
+						}
+					}
+					if len(apps) == 0 {
+						fmt.Fprintln(opts.stderr, "nothing is running; start with `roro up`")
+						return nil
+					}
+					prefixed = true
+				}
+				var mu sync.Mutex
+				errs := make([]error, len(apps))
+				var wg sync.WaitGroup
+				for i, app := range apps {
+					wg.Go(func() {
+						errs[i] = eng.Logs(cmd.Context(), app, sel, lo, func(l kube.LogLine) {
+							mu.Lock()
+							defer mu.Unlock()
+							if prefixed {
+								fmt.Fprintf(opts.stdout, "%s | [%s/%s] %s\n", app, l.Pod, l.Container, l.Line)
+								return
+							}
+							fmt.Fprintf(opts.stdout, "[%s/%s] %s\n", l.Pod, l.Container, l.Line)
+						})
+					})
+				}
+				wg.Wait()
 				if cmd.Context().Err() != nil {
 					return nil // Ctrl-C: a normal end of -f
 				}
-				return err
+				return errors.Join(errs...)
 			})
 		},
 	}

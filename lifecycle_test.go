@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -574,5 +576,58 @@ func TestWarningsAsKubectl(t *testing.T) {
 	}
 	if strings.Count(errOut, `Warning: annotation "kubernetes.io/ingress.class" is deprecated`) != 1 || strings.Contains(errOut, "warnings.go") {
 		t.Errorf("stderr:\n%s", errOut)
+	}
+}
+
+// TestLogsSeveralApps: `roro logs` with no app streams every running app's pods, and with
+// several the named ones, each line prefixed with its app, as docker compose logs does.
+func TestLogsSeveralApps(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, 45*time.Second)
+	ns := "roro-logs-cli"
+	deployment := func(name string) string {
+		return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name + "}\n  template:\n    metadata:\n      labels: {app: " + name + "}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/x:1}\n"
+	}
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":         `{"name": "logs", "members": ["apps/*"]}`,
+		"apps/one/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
+		"apps/one/m.yaml":   deployment("one"),
+		"apps/two/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
+		"apps/two/m.yaml":   deployment("two"),
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	if code, _, errOut := runCLI(t, append(kc, "up")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	for _, app := range []string{"one", "two"} {
+		pods, err := tc.WaitPods(ctx, ns, "app="+app, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), app+".log")
+		line := time.Now().UTC().Format(time.RFC3339Nano) + " stdout F hello from " + app + "\n"
+		if err := os.WriteFile(file, []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logs := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+			"metadata": map[string]any{"name": pods[0].Name, "namespace": ns},
+			"spec":     map[string]any{"logs": []any{map[string]any{"containers": []any{"c"}, "logsFile": file}}},
+		}}
+		if err := tc.Apply(ctx, ns, logs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"logs"}, {"logs", "one", "two"}} {
+		var out string
+		err := testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+			_, out, _ = runCLI(t, append(kc, args...)...)
+			return strings.Contains(out, "hello from one") && strings.Contains(out, "hello from two"), nil
+		})
+		if err != nil || !regexp.MustCompile(`(?m)^one \| \[one-[a-z0-9-]+/c\] hello from one$`).MatchString(out) ||
+			!regexp.MustCompile(`(?m)^two \| \[two-[a-z0-9-]+/c\] hello from two$`).MatchString(out) {
+			t.Errorf("roro %v: %v\n%s", args, err, out)
+		}
 	}
 }
