@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/rorokube/roro/schema"
 )
@@ -96,29 +98,36 @@ func checkSchema(path string, data []byte, v any) error {
 		return nil // checkKeys and the decoder have said why
 	}
 	var msgs []string
-	for _, u := range ve.BasicOutput().Errors {
-		if u.Error == nil {
-			continue
+	printer := message.NewPrinter(language.English)
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
 		}
-		msg := u.Error.String()
-		if strings.HasPrefix(msg, "validation failed") {
-			continue
+		msg := e.ErrorKind.LocalizedString(printer)
+		loc := ""
+		for _, p := range e.InstanceLocation {
+			loc += "/" + escapePointer(p)
 		}
-		loc := u.InstanceLocation
+		at := loc
 		if strings.HasPrefix(msg, "additional properties") {
 			// The offending key is inside the object the error is about.
 			if k := firstQuoted(msg); k != "" {
-				loc += "/" + escapePointer(k)
+				at += "/" + escapePointer(k)
 				msg += caseHint(k, v)
 			}
 		}
-		line, col := position(data, keys[loc])
-		where := strings.TrimPrefix(strings.ReplaceAll(u.InstanceLocation, "/", "."), ".")
+		line, col := position(data, keys[at])
+		where := strings.Join(e.InstanceLocation, ".")
 		if where != "" {
 			where = " at " + where
 		}
 		msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s%s (the file's JSON Schema, %s)", path, line, col, msg, where, name))
 	}
+	walk(ve)
 	if len(msgs) == 0 {
 		return fmt.Errorf("%s: does not match %s: %v", path, name, ve)
 	}
