@@ -80,6 +80,10 @@ func runAt(ctx context.Context, started time.Time, args []string, stdout, stderr
 	if errors.Is(err, errDifferences) {
 		return exitFail // diff's answer, not a failure to report
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code) // the exit status of the process roro run started
+	}
 	fmt.Fprintf(stderr, "roro: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -148,7 +152,7 @@ display it says so and exits; the subcommands below work anywhere.`,
 	}
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
-		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts))
+		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts), newRunCommand(opts))
 	addCompletions(opts, root)
 	for _, c := range root.Commands() {
 		switch c.Name() {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -35,7 +36,34 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if addr, ok := strings.CutPrefix(os.Getenv("RORO_TEST_CHILD"), "dial:"); ok {
+		os.Exit(runChild(addr))
+	}
 	os.Exit(m.Run())
+}
+
+// runChild is the process TestRunCommand has roro run: it prints the env it got, sends
+// "ping" to addr and prints what comes back, and exits 3.
+func runChild(addr string) int {
+	fmt.Printf("TOKEN=%s PASSWORD=%s\n", os.Getenv("TOKEN"), os.Getenv("DB_PASSWORD"))
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		fmt.Println("dial:", err)
+		return 1
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		fmt.Println("write:", err)
+		return 1
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil {
+		fmt.Println("read:", err)
+		return 1
+	}
+	fmt.Printf("echo: %s\n", got)
+	return 3
 }
 
 // appWorkspace lays out a one-app workspace whose app "big" has the given manifests.
@@ -629,5 +657,65 @@ func TestLogsSeveralApps(t *testing.T) {
 			!regexp.MustCompile(`(?m)^two \| \[two-[a-z0-9-]+/c\] hello from two$`).MatchString(out) {
 			t.Errorf("roro %v: %v\n%s", args, err, out)
 		}
+	}
+}
+
+// TestRunCommand: roro run starts a local process with the app's env (a secret read from a
+// Secret, a token read from the DevEnvironment custom resource) and the forward of the app
+// it depends on, which the process reaches; roro exits with the process's status.
+func TestRunCommand(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	tc.InstallDevEnvironments(t)
+	const password = "run-pa55word-from-a-secret"
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "run-db", Namespace: "roro-config"}, StringData: map[string]string{"password": password}}
+	if _, err := tc.Kube.CoreV1().Secrets("roro-config").Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ns := "roro-run-test"
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":          `{"name": "run", "members": ["apps/*"]}`,
+		"apps/echo/app.json": fmt.Sprintf(`{"namespace": %q, "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["%d:tcp"]}]}`, ns, port),
+		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - name: echo\n        image: example.invalid/echo:1\n        ports:\n        - {name: tcp, containerPort: 7000}\n",
+		"apps/client/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "dependsOn": ["echo"],
+  "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
+    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}},
+    {"name": "DB_PASSWORD", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "run-db", "namespace": "roro-config", "jsonPath": "{.data.password}"}}]}`,
+		"apps/client/m.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: client\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	if code, _, errOut := runCLI(t, append(kc, "up", "--no-wait")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	binder := testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := binder.WaitBound(ctx, pods[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RORO_TEST_CHILD", fmt.Sprintf("dial:127.0.0.1:%d", port))
+	code, out, errOut := runCLI(t, append(kc, "run", "client", "--", os.Args[0])...)
+	if code != 3 {
+		t.Errorf("roro run exited %d, want the process's 3\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"TOKEN=dev-token-0f3c9a", "PASSWORD=" + password, "echo: ping"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the process did not print %q:\n%s\n%s", want, out, errOut)
+		}
+	}
+	if !strings.Contains(errOut, "roro: running "+os.Args[0]+" with client's env (DB_PASSWORD, TOKEN) and forwards echo 127.0.0.1:") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+	if code, _, errOut := runCLI(t, append(kc, "run", "client")...); code != exitUsage || !strings.Contains(errOut, "needs an app, then --") {
+		t.Errorf("run without a command: %d %s", code, errOut)
 	}
 }
