@@ -156,8 +156,10 @@ display it says so and exits; the subcommands below work anywhere.`,
 	addCompletions(opts, root)
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "version", "ls", "ps", "env", "validate", "history", "show", "sync":
+		case "version", "ls", "env", "validate", "history", "show", "sync":
 			withOutputs(c, "text", "json")
+		case "ps":
+			withOutputs(c, "text", "json", "yaml")
 		case "render":
 			withOutputs(c, "text", "yaml", "json") // text is yaml
 		}
@@ -182,9 +184,10 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 func newVersionCommand(opts *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print roro's version and the Go version it was built with",
-		Args:  noArgs,
+		Use:     "version",
+		Example: "  roro version\n  roro --version\n  roro version -o json",
+		Short:   "Print roro's version and the Go version it was built with",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			goVersion := "unknown"
 			if bi, ok := debug.ReadBuildInfo(); ok {
@@ -319,9 +322,10 @@ func summarize(app *workspace.App) appSummary {
 
 func newLsCommand(opts *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "ls",
-		Short: "List the workspace's apps: group, engine, namespace, dependencies, forwards, instances",
-		Args:  noArgs,
+		Use:     "ls",
+		Example: "  roro ls\n  roro ls -o json",
+		Short:   "List the workspace's apps: group, engine, namespace, dependencies, forwards, instances",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runOverview(opts)
 		},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
@@ -228,8 +229,9 @@ are not re-applied; use up for that.`,
 
 func newPsCommand(opts *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "ps",
-		Short: "List every running instance of the workspace's apps, with its health",
+		Use:     "ps",
+		Example: "  roro ps\n  roro ps -o yaml",
+		Short:   "List every running instance of the workspace's apps, with its health",
 		Long: `List the instances running in the clusters of the workspace's environments, read from the
 clusters' labels (not only the local cache), with health from kstatus: healthy, progressing
 or failed, and what is not ready yet.`,
@@ -237,11 +239,20 @@ or failed, and what is not ready yet.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				list, err := eng.Ps(cmd.Context())
-				if opts.output == "json" {
+				if opts.output == "json" || opts.output == "yaml" {
 					if list == nil {
 						list = []runtime.InstanceStatus{}
 					}
-					if werr := writeJSON(opts.stdout, list); werr != nil {
+					var werr error
+					if opts.output == "yaml" {
+						var b []byte
+						if b, werr = yaml.Marshal(list); werr == nil {
+							_, werr = opts.stdout.Write(b)
+						}
+					} else {
+						werr = writeJSON(opts.stdout, list)
+					}
+					if werr != nil {
 						return werr
 					}
 					return err

@@ -160,8 +160,9 @@ func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured,
 
 func newValidateCommand(opts *options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate",
-		Short: "Check the whole workspace: files, names, dependencies, and every instance's render",
+		Use:     "validate",
+		Example: "  roro validate\n  roro --workspace fixtures/demo validate -o json",
+		Short:   "Check the whole workspace: files, names, dependencies, and every instance's render",
 		Long: `Load the workspace strictly and render every instance of every app in every
 environment, checking the objects. Every problem is listed, each with its file and line;
 the exit code is 1 when there is any.`,

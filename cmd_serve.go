@@ -102,9 +102,10 @@ Its host key and the keys' roles live in ~/.config/roro (ssh_host_ed25519, serve
 
 func newServeKeysCommand(opts *options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "keys",
-		Short: "The keys that may use roro serve, with their roles, and the refused keys",
-		Args:  noArgs,
+		Use:     "keys",
+		Example: "  roro serve keys\n  roro serve keys -o json",
+		Short:   "The keys that may use roro serve, with their roles, and the refused keys",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			settings, err := openServeSettings()
 			if err != nil {
@@ -159,9 +160,10 @@ func newServeKeysCommand(opts *options) *cobra.Command {
 	add.Flags().StringVar(&role, "role", "", "read (clone, fetch) or write (push too)")
 
 	rm := &cobra.Command{
-		Use:   "rm FINGERPRINT",
-		Short: "Take a key's role away",
-		Args:  exactArgs(1, "FINGERPRINT"),
+		Use:     "rm FINGERPRINT",
+		Example: "  roro serve keys rm SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+		Short:   "Take a key's role away",
+		Args:    exactArgs(1, "FINGERPRINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			settings, err := openServeSettings()
 			if err != nil {
@@ -177,9 +179,10 @@ func newServeKeysCommand(opts *options) *cobra.Command {
 func newServeApproveCommand(opts *options) *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
-		Use:   "approve FINGERPRINT --role read|write",
-		Short: "Give a refused key a role (roro serve keys lists them)",
-		Args:  exactArgs(1, "FINGERPRINT"),
+		Use:     "approve FINGERPRINT --role read|write",
+		Example: "  roro serve keys                   the refused keys are listed last\n  roro serve approve SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s --role read",
+		Short:   "Give a refused key a role (roro serve keys lists them)",
+		Args:    exactArgs(1, "FINGERPRINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := roleFlag(role); err != nil {
 				return err

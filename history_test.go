@@ -235,7 +235,10 @@ func TestOutputFlagChecked(t *testing.T) {
 			t.Errorf("roro %s -o banana: exit %d, %s", args[0], code, errOut)
 		}
 	}
-	for _, args := range [][]string{{"ls"}, {"ps"}, {"env", "a"}, {"validate"}, {"history"}, {"sync"}, {"version"}} {
+	if code, _, errOut := runCLI(t, "ps", "-o", "banana"); code != exitUsage || !strings.Contains(errOut, "use text or json or yaml") {
+		t.Errorf("roro ps -o banana: exit %d, %s", code, errOut)
+	}
+	for _, args := range [][]string{{"ls"}, {"env", "a"}, {"validate"}, {"history"}, {"sync"}, {"version"}} {
 		code, _, errOut := runCLI(t, append(args, "-o", "yaml")...)
 		if code != exitUsage || !strings.Contains(errOut, "use text or json") {
 			t.Errorf("roro %s -o yaml: exit %d, %s", args[0], code, errOut)

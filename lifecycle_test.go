@@ -568,6 +568,9 @@ func TestDiffExitAndSecrets(t *testing.T) {
 	if code, out, errOut := runCLI(t, append(kc, "diff", "s")...); code != exitOK || out != "" {
 		t.Fatalf("diff with nothing to change: exit %d, %q %s", code, out, errOut)
 	}
+	if code, out, errOut := runCLI(t, append(kc, "ps", "-o", "yaml")...); code != exitOK || !strings.Contains(out, "- app: s\n") || !strings.Contains(out, "namespace: roro-diff-test") {
+		t.Errorf("ps -o yaml: exit %d\n%s%s", code, out, errOut)
+	}
 	code, out, errOut := runCLI(t, append(kc, "diff", "s", "--set", "password=second-Pa55word,level=debug")...)
 	if code != exitFail || errOut != "" {
 		t.Errorf("diff with changes: exit %d, stderr %q", code, errOut)

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestHabitsTable: every `roro …` in the README's habits table parses as a command with
@@ -38,4 +40,19 @@ func TestHabitsTable(t *testing.T) {
 			t.Errorf("%s: %v", c[1], err)
 		}
 	}
+}
+
+// TestEveryCommandHasAnExample: --help teaches by example, for every command.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	root := newRootCommand(&options{stdout: os.Stdout, stderr: os.Stderr})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" && c.Runnable() {
+			t.Errorf("%s has no example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
