@@ -17,7 +17,8 @@ import (
 	"github.com/rorokube/roro/core/runtime"
 )
 
-// forwardsOf waits (a moment) until the snapshot shows the forwards of apps, and returns them.
+// forwardsOf waits (two seconds at most) until the snapshot shows the forwards of apps
+// bound, and returns them.
 func forwardsOf(ctx context.Context, eng *runtime.Engine, apps []string) []runtime.ForwardView {
 	changed, stop := eng.Subscribe()
 	defer stop()
@@ -26,7 +27,9 @@ func forwardsOf(ctx context.Context, eng *runtime.Engine, apps []string) []runti
 		fws := eng.Snapshot().Forwards
 		have := map[string]bool{}
 		for _, f := range fws {
-			have[f.App] = true
+			if len(f.Ports) > 0 { // bound
+				have[f.App] = true
+			}
 		}
 		all := true
 		for _, a := range apps {
