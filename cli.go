@@ -152,7 +152,7 @@ display it says so and exits; the subcommands below work anywhere.`,
 	}
 	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
-		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts), newRunCommand(opts))
+		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts), newRunCommand(opts), newExecCommand(opts))
 	addCompletions(opts, root)
 	for _, c := range root.Commands() {
 		switch c.Name() {

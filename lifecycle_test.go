@@ -722,3 +722,52 @@ func TestRunCommand(t *testing.T) {
 		t.Errorf("run without a command: %d %s", code, errOut)
 	}
 }
+
+// TestExecCommand: roro exec runs a command in the app's first Ready pod (kwok runs it on
+// this machine, as its Exec object says), with piped input, and exits with its status.
+func TestExecCommand(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	ns := "roro-exec-test"
+	dir := testfs.Layout(t, map[string]string{
+		"roro.json":         `{"name": "x", "members": ["apps/*"]}`,
+		"apps/box/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
+		"apps/box/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: box\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: box}\n  template:\n    metadata:\n      labels: {app: box}\n    spec:\n      containers:\n      - {name: main, image: example.invalid/box:1}\n",
+	})
+	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
+	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
+	if code, _, errOut := runCLI(t, append(kc, "up")...); code != exitOK {
+		t.Fatalf("up: %s", errOut)
+	}
+	pods, err := tc.WaitPods(ctx, ns, "app=box", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "marker"), []byte("inside the pod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	execObj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
+		"metadata": map[string]any{"name": pods[0].Name, "namespace": ns},
+		"spec":     map[string]any{"execs": []any{map[string]any{"local": map[string]any{"workDir": work}}}},
+	}}
+	if err := tc.Apply(ctx, ns, execObj); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut string
+	var code int
+	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		code, out, errOut = runCLI(t, append(kc, "exec", "box", "--", "cat", "marker")...)
+		return code == exitOK, nil // kwok may not have the Exec object yet
+	})
+	if err != nil || out != "inside the pod\n" {
+		t.Fatalf("exec cat: exit %d, %q %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, append(kc, "exec", "box", "--", "sh", "-c", "exit 4")...); code != 4 {
+		t.Errorf("exec exit 4: roro exited %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, append(kc, "exec", "box")...); code != exitUsage || !strings.Contains(errOut, "needs an app, then --") {
+		t.Errorf("exec without a command: %d %s", code, errOut)
+	}
+}

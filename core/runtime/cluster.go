@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/rorokube/roro/core/kube"
@@ -108,6 +109,8 @@ type Cluster interface {
 	Render(ctx context.Context, t Target) (*render.Result, *render.Env, error)
 	// Diff compares what up would apply with the live objects.
 	Diff(ctx context.Context, t Target) ([]ObjectDiff, error)
+	// Exec runs a command in the instance's first Ready pod.
+	Exec(ctx context.Context, t Target, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error
 	// Logs streams the logs of an instance's pods.
 	Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error
 }

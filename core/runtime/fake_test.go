@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,9 @@ func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.E
 }
 func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error)   { return &render.Env{}, nil }
 func (f *fakeCluster) Diff(context.Context, Target) ([]ObjectDiff, error) { return nil, nil }
+func (f *fakeCluster) Exec(context.Context, Target, string, []string, io.Reader, io.Writer, io.Writer) error {
+	return nil
+}
 
 // Logs emits logLines numbered lines, then follows (blocks) until ctx ends.
 func (f *fakeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -35,6 +36,16 @@ func (e *Engine) DiffObjects(ctx context.Context, app string, sel Selection, val
 		return nil, err
 	}
 	return c.Diff(ctx, t)
+}
+
+// Exec runs command in the first Ready pod of an app's instance (container "" is the pod's
+// first), as kubectl exec does; a non-zero exit is a *kube.ExitError.
+func (e *Engine) Exec(ctx context.Context, app string, sel Selection, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	t, c, err := e.resolve(ctx, app, sel, nil)
+	if err != nil {
+		return err
+	}
+	return c.Exec(ctx, t, container, command, stdin, stdout, stderr)
 }
 
 // ObjectDiff is one object up would change: its live and rendered forms as YAML, secrets

@@ -559,6 +559,21 @@ func (k *kubeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, 
 	return k.c.StreamLogs(ctx, members, opts, emit)
 }
 
+func (k *kubeCluster) Exec(ctx context.Context, t Target, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	_, members, err := k.running(ctx, t)
+	if err != nil {
+		return err
+	}
+	if !kube.HasPods(members) {
+		return fmt.Errorf("%s has no workloads with pods", t.Key())
+	}
+	pod, err := k.c.ReadyPod(ctx, members)
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.Key(), err)
+	}
+	return k.c.Exec(ctx, pod, container, command, stdin, stdout, stderr)
+}
+
 // findParent finds an instance's ApplySet parent: where this workspace would put it, or, when
 // the workspace has changed since, by the app and instance labels anywhere in the cluster —
 // never another workspace's instance of an app of the same name.
