@@ -195,6 +195,12 @@ func TestReuseAndIdle(t *testing.T) {
 	if len(tr.procs) != 1 || tr.running() != 1 {
 		t.Fatalf("%d workers started, %d running; want the one, reused", len(tr.procs), tr.running())
 	}
+	// The worker gets none of Roro's environment: only its bound and one P.
+	for _, kv := range tr.procs[0].Env {
+		if !strings.HasPrefix(kv, "RORO_RENDER_WORKER=") && kv != "GOMAXPROCS=1" {
+			t.Errorf("the worker's environment has %q", kv)
+		}
+	}
 	if !waitFor(func() bool { return tr.running() == 0 }) {
 		t.Fatal("the idle worker still runs past Options.Idle")
 	}
