@@ -321,7 +321,7 @@ with JSONPath) for an environment and print them as NAME=value. Secret values (m
 					if err != nil {
 						return fmt.Errorf("export %s: %w", export, err)
 					}
-					if err := runtime.WriteFileAtomic(export, []byte(data), 0o600); err != nil {
+					if err := store.WriteFileAtomic(export, []byte(data), 0o600); err != nil {
 						return fmt.Errorf("export %s: %w", export, err)
 					}
 					fmt.Fprintf(opts.stderr, "wrote %d variables to %s (mode 0600)\n", len(names), export)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/runtime"
+	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/gui"
 	"github.com/rorokube/roro/themes"
 )
@@ -37,7 +38,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 		return fmt.Errorf("%w; roro --no-window runs only the tray icon", gui.ErrNoDisplay)
 	}
 	// The next launch from anywhere opens this workspace again.
-	_ = runtime.WriteFileAtomic(filepath.Join(stateDir, lastWorkspaceFile), []byte(ws.Dir+"\n"), 0o600)
+	_ = store.WriteFileAtomic(filepath.Join(stateDir, lastWorkspaceFile), []byte(ws.Dir+"\n"), 0o600)
 	// One desktop Roro per user: a second launch brings the first one's window forward.
 	single, running, err := gui.ClaimSingle(gui.SocketPath(stateDir))
 	if err != nil {
@@ -144,7 +145,7 @@ func runDesktop(ctx context.Context, opts *options, noWindow bool) error {
 				}
 			}
 			if path := os.Getenv("RORO_TEST_STATE_DUMP"); path != "" {
-				wopts.Drawn = func(lines []string) { _ = runtime.WriteFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600) }
+				wopts.Drawn = func(lines []string) { _ = store.WriteFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600) }
 			}
 			win = gui.NewWindow(eng, title, wopts)
 			go func() { closed <- win.Run(ctx) }()

@@ -13,13 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rorokube/roro/core/store"
 )
 
 // Roles a key can have.
@@ -272,25 +273,7 @@ func (s *Settings) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(s.path), ".serve-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), s.path); err != nil {
+	if err := store.WriteFileAtomic(s.path, append(data, '\n'), 0o600); err != nil {
 		return err
 	}
 	if info, err := os.Stat(s.path); err == nil {

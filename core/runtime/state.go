@@ -7,13 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/rorokube/roro/core/store"
 )
 
 // StateDir returns roro's state folder: $XDG_STATE_HOME/roro, or ~/.local/state/roro.
@@ -89,7 +90,7 @@ func (s *Store) Update(fn func(*State)) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.path, append(data, '\n'), 0o600)
+	return store.WriteFileAtomic(s.path, append(data, '\n'), 0o600)
 }
 
 // Record sets the entry for d's app and instance.
@@ -117,54 +118,4 @@ func compare(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// writeAtomic writes data to path so that a reader sees the old file or the new one, never
-// a part: write a temporary file beside it, fsync, rename, fsync the folder.
-func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
-// WriteFileAtomic writes a file atomically with mode (for exported .env files: 0600).
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeAtomic(path, data, mode)
 }

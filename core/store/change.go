@@ -228,7 +228,7 @@ func (s *Store) write(ed edit) (undo func(), err error) {
 			if sv.data == nil {
 				_ = os.Remove(p)
 			} else {
-				_ = writeAtomic(p, sv.data)
+				_ = WriteFileAtomic(p, sv.data, 0o644)
 			}
 		}
 		for _, d := range slices.Backward(madeDirs) {
@@ -259,37 +259,13 @@ func (s *Store) write(ed edit) (undo func(), err error) {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return undo, err
 			}
-			if err := writeAtomic(p, data); err != nil {
+			if err := WriteFileAtomic(p, data, 0o644); err != nil {
 				return undo, err
 			}
 		}
 		done = append(done, saved{rel: rel, data: old})
 	}
 	return undo, nil
-}
-
-// writeAtomic replaces the file at p with data: written beside it, synced, renamed over it.
-func writeAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".roro-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
 }
 
 // commit stages exactly the paths of ed and commits them.

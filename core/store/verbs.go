@@ -28,21 +28,13 @@ func (s *Store) SetValues(app string, assignments []string, asString bool) (Comm
 		if len(assignments) == 0 {
 			return nil, errors.New("give at least one KEY=VALUE")
 		}
-		rel, _, err := s.appFile(app)
+		rel, _, raw, err := s.appJSON(app, read)
 		if err != nil {
 			return nil, err
 		}
-		raw, err := read(rel)
+		values, err := objectAt(raw, "values")
 		if err != nil {
-			return nil, err
-		}
-		values := map[string]any{}
-		if v := gjson.GetBytes(raw, "values"); v.Exists() {
-			dec := json.NewDecoder(strings.NewReader(v.Raw))
-			dec.UseNumber() // numbers keep their text
-			if err := dec.Decode(&values); err != nil || values == nil {
-				return nil, fmt.Errorf("%s: \"values\" is not an object", rel)
-			}
+			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 		old, err := json.Marshal(values)
 		if err != nil {
@@ -103,11 +95,7 @@ func (s *Store) AddInstance(app, name string, inst workspace.Instance) (Commit, 
 		if inst.Suffix != "" && inst.Namespace != "" {
 			return nil, errors.New("an instance has a namespace of its own or a name suffix in its app's namespace, not both")
 		}
-		rel, _, err := s.appFile(app)
-		if err != nil {
-			return nil, err
-		}
-		raw, err := read(rel)
+		rel, _, raw, err := s.appJSON(app, read)
 		if err != nil {
 			return nil, err
 		}
@@ -131,11 +119,7 @@ func (s *Store) AddInstance(app, name string, inst workspace.Instance) (Commit, 
 // is left alone: `roro down APP --instance NAME` first removes it there.
 func (s *Store) RemoveInstance(app, name string) (Commit, error) {
 	return s.change(fmt.Sprintf("Remove instance %s of app %s", name, app), func(read func(string) ([]byte, error)) (edit, error) {
-		rel, a, err := s.appFile(app)
-		if err != nil {
-			return nil, err
-		}
-		raw, err := read(rel)
+		rel, a, raw, err := s.appJSON(app, read)
 		if err != nil {
 			return nil, err
 		}
@@ -322,4 +306,14 @@ func nest(block []byte, level int) []byte {
 		lines[i] = pad + lines[i]
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// appJSON reads app's app.json: its path relative to the workspace, the app, its bytes.
+func (s *Store) appJSON(app string, read func(string) ([]byte, error)) (string, *workspace.App, []byte, error) {
+	rel, a, err := s.appFile(app)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	raw, err := read(rel)
+	return rel, a, raw, err
 }
