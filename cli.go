@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/rorokube/roro/core/render/worker"
+	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/workspace"
 )
 
@@ -46,6 +48,9 @@ type options struct {
 	watch bool
 	// watchFiles reloads the workspace when its files change (the window, forward).
 	watchFiles bool
+	// board names the command that publishes its forwards for `roro ps -o wide` ("" for
+	// commands that run no forwards).
+	board string
 	// gitSync syncs the workspace with its git remote in the background (the window).
 	gitSync bool
 	// noWindow keeps only the tray icon (roro --no-window).
@@ -110,7 +115,8 @@ display it says so and exits; the subcommands below work anywhere.`,
 		Example: `  roro                              the window and the tray, on the workspace in this folder
   roro --no-window                  only the tray icon
   roro --workspace fixtures/demo    the window, on the demo workspace
-  roro ls                           the workspace's apps, as text
+  roro apps                         the workspace's apps, as text
+  roro ls                           the workspaces roro knows on this machine
   roro up web && roro forward web   the same from a terminal`,
 		Args:          noArgs,
 		SilenceUsage:  true,
@@ -150,16 +156,16 @@ display it says so and exits; the subcommands below work anywhere.`,
 		}
 		return nil
 	}
-	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
+	root.AddCommand(newVersionCommand(opts), newLsCommand(opts), newAppsCommand(opts), newInitCommand(opts), newValidateCommand(opts), newRenderCommand(opts),
 		newUpCommand(opts), newDownCommand(opts), newRestartCommand(opts), newPsCommand(opts), newEnvCommand(opts), newDiffCommand(opts), newLogsCommand(opts), newForwardCommand(opts),
 		newSetCommand(opts), newInstanceCommand(opts), newHistoryCommand(opts), newShowCommand(opts), newRevertCommand(opts), newSyncCommand(opts), newServeCommand(opts), newRunCommand(opts), newExecCommand(opts))
 	addCompletions(opts, root)
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "version", "ls", "env", "validate", "history", "show", "sync":
+		case "version", "ls", "apps", "env", "validate", "history", "show", "sync":
 			withOutputs(c, "text", "json")
 		case "ps":
-			withOutputs(c, "text", "json", "yaml")
+			withOutputs(c, "text", "wide", "json", "yaml")
 		case "render":
 			withOutputs(c, "text", "yaml", "json") // text is yaml
 		}
@@ -320,10 +326,10 @@ func summarize(app *workspace.App) appSummary {
 	return s
 }
 
-func newLsCommand(opts *options) *cobra.Command {
+func newAppsCommand(opts *options) *cobra.Command {
 	return &cobra.Command{
-		Use:     "ls",
-		Example: "  roro ls\n  roro ls -o json",
+		Use:     "apps",
+		Example: "  roro apps\n  roro apps -o json",
 		Short:   "List the workspace's apps: group, engine, namespace, dependencies, forwards, instances",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -358,6 +364,49 @@ func runOverview(opts *options) error {
 			orDash(strings.Join(r.Instances, ",")))
 	}
 	return tw.Flush()
+}
+
+func newLsCommand(opts *options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Example: "  roro ls\n  roro ls -o json",
+		Short:   "List the workspaces roro knows on this machine, with what it last saw running in each",
+		Long: `List every workspace roro has worked with on this machine (created with init, opened in
+the window, or used with a command that reaches a cluster), as docker compose ls lists
+projects. The instances are what roro last saw running there (by up, down or ps): a local
+record that asks no cluster; ` + "`roro -w FOLDER ps`" + ` asks the clusters.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			stateDir, err := runtime.StateDir()
+			if err != nil {
+				return err
+			}
+			known, err := runtime.Known(stateDir)
+			if err != nil {
+				return fmt.Errorf("list the workspaces in %s: %w", stateDir, err)
+			}
+			if opts.output == "json" {
+				if known == nil {
+					known = []runtime.KnownWorkspace{}
+				}
+				return writeJSON(opts.stdout, known)
+			}
+			if len(known) == 0 {
+				_, err := fmt.Fprintln(opts.stdout, "no workspace yet: create one with `roro init`")
+				return err
+			}
+			tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tINSTANCES UP\tAS OF\tFOLDER")
+			for _, k := range known {
+				folder := k.Dir
+				if k.Problem != "" {
+					folder += " (" + k.Problem + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s ago\t%s\n", orDash(k.Name), len(k.Deployed), duration.HumanDuration(time.Since(k.Updated)), folder)
+			}
+			return tw.Flush()
+		},
+	}
 }
 
 func orDash(s string) string {

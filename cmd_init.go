@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rorokube/roro/core/runtime"
 	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -45,6 +46,9 @@ another repository's work tree init refuses, unless --nested.`,
 			}
 			if err := store.Init(abs, store.InitOptions{Name: name, Now: time.Now(), Nested: nested}); err != nil {
 				return err
+			}
+			if stateDir, err := runtime.StateDir(); err == nil {
+				_ = runtime.NewStore(stateDir, abs).Remember(abs) // for `roro ls`; the workspace is made either way
 			}
 			fmt.Fprintf(opts.stdout, "Created workspace %s in %s with app hello and a first commit.\nNext: roro --workspace %s render hello\n", name, abs, dir)
 			return nil

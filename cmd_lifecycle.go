@@ -9,11 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
@@ -45,6 +43,8 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := runtime.NewStore(stateDir, ws.Dir)
+	_ = st.Remember(ws.Dir) // `roro ls` lists it; a state folder we cannot write is no reason to stop
 	var repo runtime.Repo
 	if opts.gitSync {
 		// A workspace that is no git repository still opens, without history or sync.
@@ -52,10 +52,16 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 			repo = s
 		}
 	}
-	return runtime.New(ws, runtime.Options{
+	var board *runtime.Board
+	if opts.board != "" {
+		if board, err = runtime.OpenBoard(runtime.BoardDir(stateDir), ws.Dir, opts.board); err != nil {
+			fmt.Fprintf(opts.stderr, "roro ps will not see these forwards: %v\n", err)
+		}
+	}
+	eng, err := runtime.New(ws, runtime.Options{
 		Repo:             repo,
 		Connect:          runtime.KubeConnector(opts.cluster.kubeconfig, opts.cluster.context, kube.DefaultTimeout, time.Now, opts.stderr),
-		Store:            runtime.NewStore(stateDir, ws.Dir),
+		Store:            st,
 		LookupHost:       os.LookupEnv,
 		Now:              time.Now,
 		Transport:        opts.transport,
@@ -63,7 +69,12 @@ func newEngine(opts *options) (*runtime.Engine, error) {
 		WatchFiles:       opts.watchFiles,
 		AllowNonLoopback: opts.allowAddress,
 		Render:           opts.templates,
+		Board:            board,
 	})
+	if err != nil {
+		_ = board.Close()
+	}
+	return eng, err
 }
 
 // withEngine runs fn with a new engine and closes it after.
@@ -125,6 +136,9 @@ its own namespace (or with its name suffix); their dependencies run as their def
 				return err
 			}
 			opts.watchFiles = withForwards
+			if withForwards {
+				opts.board = "roro up --forward"
+			}
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				op, err := eng.Up(runtime.UpRequest{
 					Selection:      runtime.Selection{Apps: args, Environment: f.env, Instance: f.instance},
@@ -225,61 +239,6 @@ are not re-applied; use up for that.`,
 	}
 	f.registerInstance(cmd, "to restart")
 	return cmd
-}
-
-func newPsCommand(opts *options) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ps",
-		Example: "  roro ps\n  roro ps -o yaml",
-		Short:   "List every running instance of the workspace's apps, with its health",
-		Long: `List the instances running in the clusters of the workspace's environments, read from the
-clusters' labels (not only the local cache), with health from kstatus: healthy, progressing
-or failed, and what is not ready yet.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withEngine(opts, func(eng *runtime.Engine) error {
-				list, err := eng.Ps(cmd.Context())
-				if opts.output == "json" || opts.output == "yaml" {
-					if list == nil {
-						list = []runtime.InstanceStatus{}
-					}
-					var werr error
-					if opts.output == "yaml" {
-						var b []byte
-						if b, werr = yaml.Marshal(list); werr == nil {
-							_, werr = opts.stdout.Write(b)
-						}
-					} else {
-						werr = writeJSON(opts.stdout, list)
-					}
-					if werr != nil {
-						return werr
-					}
-					return err
-				}
-				if len(list) == 0 && err != nil {
-					return err // nothing observed: no table, only why
-				}
-				tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "APP\tINSTANCE\tENVIRONMENT\tNAMESPACE\tHEALTH\tREADY")
-				for _, s := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\n", s.App, s.Instance, orDash(s.Environment), s.Namespace, s.Health, s.Ready, s.Objects)
-				}
-				if ferr := tw.Flush(); ferr != nil {
-					return ferr
-				}
-				for _, s := range list {
-					for _, n := range s.NotReady {
-						fmt.Fprintf(opts.stdout, "  %s/%s: %s\n", s.App, s.Instance, n)
-					}
-				}
-				if len(list) == 0 && err == nil {
-					fmt.Fprintln(opts.stdout, "nothing is running; start with `roro up`")
-				}
-				return err
-			})
-		},
-	}
 }
 
 // progressPrinter prints each step of long work on stderr, so stdout stays for results.
@@ -492,6 +451,7 @@ printed as it happens: listening, connected to pod X, reconnecting (why), failed
 			}
 			opts.transport = transport
 			opts.watchFiles = true
+			opts.board = "roro forward"
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				printer := forwardPrinter(opts)
 				if err := eng.StartForwards(cmd.Context(), args[0], runtime.Selection{Environment: f.env, Instance: f.instance}); err != nil {

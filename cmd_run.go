@@ -79,6 +79,7 @@ ends.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, command := args[0], args[1:]
 			sel := runtime.Selection{Environment: f.env, Instance: f.instance}
+			opts.board = "roro run"
 			return withEngine(opts, func(eng *runtime.Engine) error {
 				a, err := eng.Workspace().Lookup(app)
 				if err != nil {

@@ -188,6 +188,7 @@ func hasSessionBus() bool { return os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" }
 func newWatchingEngine(opts *options) (*runtime.Engine, error) {
 	opts.watch = true
 	opts.watchFiles = true
+	opts.board = "the window"
 	opts.gitSync = true
 	return newEngine(opts)
 }

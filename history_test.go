@@ -91,7 +91,7 @@ func TestChangeCommands(t *testing.T) {
 	if code, out, errOut := runCLI(t, append(ws, "revert", "HEAD")...); code != exitOK || !strings.Contains(out, `Revert "Remove instance pr-1 of app hello"`) {
 		t.Errorf("revert HEAD: exit %d, %s%s", code, out, errOut)
 	}
-	if code, out, _ := runCLI(t, append(ws, "ls", "-o", "json")...); code != exitOK || !strings.Contains(out, "pr-1") {
+	if code, out, _ := runCLI(t, append(ws, "apps", "-o", "json")...); code != exitOK || !strings.Contains(out, "pr-1") {
 		t.Errorf("pr-1 is not back after the revert:\n%s", out)
 	}
 	// A later change to the same file: the first set no longer reverts cleanly.
@@ -235,10 +235,10 @@ func TestOutputFlagChecked(t *testing.T) {
 			t.Errorf("roro %s -o banana: exit %d, %s", args[0], code, errOut)
 		}
 	}
-	if code, _, errOut := runCLI(t, "ps", "-o", "banana"); code != exitUsage || !strings.Contains(errOut, "use text or json or yaml") {
+	if code, _, errOut := runCLI(t, "ps", "-o", "banana"); code != exitUsage || !strings.Contains(errOut, "use text or wide or json or yaml") {
 		t.Errorf("roro ps -o banana: exit %d, %s", code, errOut)
 	}
-	for _, args := range [][]string{{"ls"}, {"env", "a"}, {"validate"}, {"history"}, {"sync"}, {"version"}} {
+	for _, args := range [][]string{{"apps"}, {"env", "a"}, {"validate"}, {"history"}, {"sync"}, {"version"}} {
 		code, _, errOut := runCLI(t, append(args, "-o", "yaml")...)
 		if code != exitUsage || !strings.Contains(errOut, "use text or json") {
 			t.Errorf("roro %s -o yaml: exit %d, %s", args[0], code, errOut)

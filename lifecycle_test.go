@@ -39,7 +39,20 @@ func TestMain(m *testing.M) {
 	if addr, ok := strings.CutPrefix(os.Getenv("RORO_TEST_CHILD"), "dial:"); ok {
 		os.Exit(runChild(addr))
 	}
-	os.Exit(m.Run())
+	os.Exit(hermetic(m))
+}
+
+// hermetic runs the tests with a state folder of their own, so no test reads or writes the
+// user's ~/.local/state/roro (tests that need a state folder of their own still set one).
+func hermetic(m *testing.M) int {
+	state, err := os.MkdirTemp("", "roro-test-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(state)
+	os.Setenv("XDG_STATE_HOME", state)
+	return m.Run()
 }
 
 // runChild is the process TestRunCommand has roro run: it prints the env it got, sends

@@ -38,7 +38,7 @@ func TestCLIExitCodesAndMessages(t *testing.T) {
 		{"bad output", []string{"version", "-o", "xml"}, exitUsage, "", `--output "xml" is not supported`},
 		{"arguments to version", []string{"version", "extra"}, exitUsage, "", `"roro version" takes no arguments`},
 		{"missing workspace", []string{"--workspace", "testdata/none"}, exitFail, "", "testdata/none/roro.json"},
-		{"overview", []string{"--workspace", "fixtures/demo", "ls"}, exitOK, "Workspace demo", ""},
+		{"overview", []string{"--workspace", "fixtures/demo", "apps"}, exitOK, "Workspace demo", ""},
 		{"window without a display", []string{"--workspace", "fixtures/demo"}, exitFail, "", "no display"},
 	}
 	for _, tt := range tests {
@@ -58,7 +58,7 @@ func TestCLIExitCodesAndMessages(t *testing.T) {
 }
 
 func TestOverviewOfTheDemoWorkspace(t *testing.T) {
-	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "ls", "-o", "json")
+	code, out, errOut := runCLI(t, "--workspace", "fixtures/demo", "apps", "-o", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +51,8 @@ type Parent struct {
 	Set        ApplySet
 	GroupKinds []schema.GroupKind
 	Namespaces []string // every namespace the set spans, the parent's first
+	// Created is when the set was first applied (its parent's creation).
+	Created time.Time
 }
 
 // ReadParent reads the set's parent Secret; a set never applied is (nil, nil).
@@ -76,6 +79,7 @@ func parentOf(s *corev1.Secret) *Parent {
 		p.GroupKinds = append(p.GroupKinds, schema.ParseGroupKind(gk))
 	}
 	p.Namespaces = append([]string{s.Namespace}, splitList(s.Annotations[AnnotationNamespaces])...)
+	p.Created = s.CreationTimestamp.Time
 	return p
 }
 

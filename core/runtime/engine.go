@@ -49,6 +49,9 @@ type Options struct {
 	// commits through it, and it syncs with the remote on demand (SyncNow) and in the
 	// background every sync.interval of roro.json. Nil: no history, no sync.
 	Repo Repo
+	// Board, when set, receives the forwards after every change, for other roro processes
+	// (`roro ps -o wide`) to read. The caller opens it; Close closes it.
+	Board *Board
 }
 
 // Engine is the one long-lived core that the window, the tray and the CLI drive: it holds
@@ -213,6 +216,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+	_ = e.opts.Board.Close()
 	// Everything that used the clusters has ended: drop their connections.
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -312,6 +316,7 @@ func (e *Engine) publisher() {
 		}
 		snap := e.build()
 		e.current.Store(snap)
+		_ = e.opts.Board.Publish(snap.Forwards) // a board that cannot be written hides forwards from ps only
 		e.subMu.Lock()
 		for ch := range e.subs {
 			select {

@@ -74,7 +74,7 @@ func (k *kubeCluster) views(invs []kube.Inventory) []InstanceView {
 	for _, inv := range invs {
 		set := inv.Parent.Set
 		iv := InstanceView{App: set.App, Instance: set.Instance, Environment: set.Environment, Namespace: set.ParentNamespace,
-			Context: k.c.Context, Workspace: set.Workspace, Running: true, Health: Healthy}
+			Context: k.c.Context, Workspace: set.Workspace, Running: true, Health: Healthy, Created: inv.Parent.Created}
 		for _, o := range inv.Objects {
 			iv.Objects = append(iv.Objects, ObjectView{Ref: o.Object, Health: o.Health})
 			switch {

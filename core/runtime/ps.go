@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
@@ -24,6 +25,8 @@ type InstanceStatus struct {
 	NotReady    []string `json:"notReady,omitempty"`
 	// InWorkspace is false for an instance of an app the workspace no longer has.
 	InWorkspace bool `json:"inWorkspace"`
+	// Created is when the instance was first applied.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // EnvironmentError is a failure in one environment of a workspace-wide command.
@@ -96,7 +99,7 @@ func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
 				continue
 			}
 			st := InstanceStatus{App: iv.App, Instance: iv.Instance, Environment: iv.Environment, Context: iv.Context,
-				Namespace: iv.Namespace, Health: iv.Health, Objects: len(iv.Objects), InWorkspace: ws.App(iv.App) != nil}
+				Namespace: iv.Namespace, Health: iv.Health, Objects: len(iv.Objects), InWorkspace: ws.App(iv.App) != nil, Created: iv.Created}
 			for _, o := range iv.Objects {
 				if o.Health.Status == status.CurrentStatus {
 					st.Ready++

@@ -126,8 +126,10 @@ type InstanceView struct {
 	// Declared is true for the default instance and those app.json declares.
 	Declared bool
 	Running  bool
-	Health   Health
-	Objects  []ObjectView
+	// Created is when it was first applied (running instances).
+	Created time.Time
+	Health  Health
+	Objects []ObjectView
 	// Busy is the ID of the operation working on it, 0 when none.
 	Busy uint64
 }

@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +93,83 @@ func (s *Store) Update(fn func(*State)) error {
 		return err
 	}
 	return store.WriteFileAtomic(s.path, append(data, '\n'), 0o600)
+}
+
+// Remember records the workspace's folder in its state file when the file does not have it
+// yet, so `roro ls` knows the workspace; it writes nothing when the file already names it.
+func (s *Store) Remember(wsDir string) error {
+	s.mu.Lock()
+	known := s.load().Workspace == wsDir
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	return s.Update(func(st *State) { st.Workspace = wsDir })
+}
+
+// KnownWorkspace is a workspace Roro has worked with on this machine, as its state file
+// records it: a local record, not what the cluster says.
+type KnownWorkspace struct {
+	// Dir is the workspace's folder; Name its roro.json name ("" when the folder or its
+	// roro.json is gone or unreadable, and then Problem says why).
+	Dir     string `json:"dir"`
+	Name    string `json:"name"`
+	Problem string `json:"problem,omitempty"`
+	// Deployed is what Roro last saw running (by up, down or ps), as of Updated.
+	Deployed []Deployed `json:"deployed"`
+	Updated  time.Time  `json:"updated"`
+}
+
+// Known lists the workspaces whose state files are under dir (StateDir in the CLI), sorted
+// by folder. A state file that does not parse is skipped: it is a cache.
+func Known(dir string) ([]KnownWorkspace, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "workspaces", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []KnownWorkspace
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var st State
+		if json.Unmarshal(data, &st) != nil || st.Workspace == "" {
+			continue
+		}
+		kw := KnownWorkspace{Dir: st.Workspace, Deployed: st.Deployed}
+		if kw.Deployed == nil {
+			kw.Deployed = []Deployed{}
+		}
+		if fi, err := os.Stat(f); err == nil {
+			kw.Updated = fi.ModTime()
+		}
+		kw.Name, kw.Problem = workspaceName(st.Workspace)
+		out = append(out, kw)
+	}
+	slices.SortFunc(out, func(a, b KnownWorkspace) int { return compare(a.Dir, b.Dir) })
+	return out, nil
+}
+
+// workspaceName reads only the name from a workspace's roro.json, or says why it cannot.
+func workspaceName(dir string) (string, string) {
+	data, err := os.ReadFile(filepath.Join(dir, "roro.json"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, serr := os.Stat(dir); serr != nil {
+			return "", "the folder is gone"
+		}
+		return "", "no roro.json any more"
+	case err != nil:
+		return "", "roro.json cannot be read"
+	}
+	var f struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(data, &f) != nil || f.Name == "" {
+		return "", "roro.json does not load"
+	}
+	return f.Name, ""
 }
 
 // Record sets the entry for d's app and instance.
