@@ -61,8 +61,10 @@ type options struct {
 	started time.Time
 	// templates runs every render of the command in bounded worker processes.
 	templates *worker.Pool
-	stdout    io.Writer
-	stderr    io.Writer
+	// stdin is what `roro exec -i` passes on (the process's standard input).
+	stdin  *os.File
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // run executes roro with args and returns the process exit code.
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runAt is run for a process that started at started.
 func runAt(ctx context.Context, started time.Time, args []string, stdout, stderr io.Writer) int {
-	opts := &options{stdout: stdout, stderr: stderr, started: started, templates: worker.New(worker.Options{})}
+	opts := &options{stdin: os.Stdin, stdout: stdout, stderr: stderr, started: started, templates: worker.New(worker.Options{})}
 	defer opts.templates.Close()
 	root := newRootCommand(opts)
 	root.SetArgs(args)

@@ -783,4 +783,43 @@ func TestExecCommand(t *testing.T) {
 	if code, _, errOut := runCLI(t, append(kc, "exec", "box")...); code != exitUsage || !strings.Contains(errOut, "needs an app, then --") {
 		t.Errorf("exec without a command: %d %s", code, errOut)
 	}
+
+	// -i passes roro's input on. kwok's local exec never closes the command's input at EOF
+	// (kubectl exec -i hangs there alike), so the command reads one line rather than to EOF.
+	roro := func(stdin string, args ...string) *exec.Cmd {
+		c := exec.CommandContext(ctx, os.Args[0], append(kc, args...)...)
+		c.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
+		c.Stdin = strings.NewReader(stdin)
+		return c
+	}
+	got, err := roro("through stdin\n", "exec", "-i", "box", "--", "sh", "-c", `read x; echo "got: $x"`).CombinedOutput()
+	if err != nil || string(got) != "got: through stdin\n" {
+		t.Errorf("exec -i: %v %q", err, got)
+	}
+	// -t with no terminal on roro's input says so and runs without one, as kubectl does.
+	got, err = roro("", "exec", "-t", "box", "--", "sh", "-c", "tty || true").CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "Unable to use a TTY") || !strings.Contains(string(got), "not a tty") {
+		t.Errorf("exec -t without a terminal: %v %q", err, got)
+	}
+	// -it from a terminal (script gives roro one): the command gets a terminal of its own,
+	// and what is typed reaches it.
+	line := strings.Join(append([]string{shellQuote(os.Args[0])}, append(quoteAll(kc), "exec", "-it", "box", "--", "sh", "-c", shellQuote(`tty; read x; echo "typed: $x"`))...), " ")
+	sc := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+	sc.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
+	sc.Stdin = strings.NewReader("on a terminal\n")
+	got, err = sc.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`/dev/pts/\d+`).Match(got) || !strings.Contains(string(got), "typed: on a terminal") {
+		t.Errorf("exec -it: %v %q", err, got)
+	}
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = shellQuote(s)
+	}
+	return out
 }

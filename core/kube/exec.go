@@ -58,15 +58,31 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("the command exited with status %d", e.Code) }
 
-// Exec runs command in container of pod (its first container when empty), with stdin (nil
-// for none), stdout and stderr, over WebSocket and else SPDY, as kubectl exec does. A
-// command that ends with a non-zero status is an *ExitError.
-func (c *Cluster) Exec(ctx context.Context, pod *corev1.Pod, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// ExecIO is what a command run in a container is connected to, as kubectl exec's -i and -t
+// connect it.
+type ExecIO struct {
+	// Stdin is passed to the command; nil passes none (kubectl exec without -i).
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// TTY gives the command a terminal (kubectl exec -t): its stderr then comes on Stdout,
+	// and Sizes (may be nil) tells the terminal's size as it changes.
+	TTY   bool
+	Sizes remotecommand.TerminalSizeQueue
+}
+
+// Exec runs command in container of pod (its first container when empty), connected to streams,
+// over WebSocket and else SPDY, as kubectl exec does. A command that ends with a non-zero
+// status is an *ExitError.
+func (c *Cluster) Exec(ctx context.Context, pod *corev1.Pod, container string, command []string, streams ExecIO) error {
 	if container == "" {
 		container = pod.Spec.Containers[0].Name
 	}
+	stderr := streams.Stderr
+	if streams.TTY {
+		stderr = nil // a terminal has one output
+	}
 	req := c.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdin: stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdin: streams.Stdin != nil, Stdout: true, Stderr: stderr != nil, TTY: streams.TTY}, scheme.ParameterCodec)
 	ws, err := remotecommand.NewWebSocketExecutor(c.Config, http.MethodGet, req.URL().String())
 	if err != nil {
 		return err
@@ -81,7 +97,7 @@ func (c *Cluster) Exec(ctx context.Context, pod *corev1.Pod, container string, c
 	if err != nil {
 		return err
 	}
-	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	err = exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: stderr, Tty: streams.TTY, TerminalSizeQueue: streams.Sizes})
 	var code interface{ ExitStatus() int }
 	if errors.As(err, &code) {
 		return &ExitError{Code: code.ExitStatus()}

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/rorokube/roro/core/kube"
@@ -110,7 +109,7 @@ type Cluster interface {
 	// Diff compares what up would apply with the live objects.
 	Diff(ctx context.Context, t Target) ([]ObjectDiff, error)
 	// Exec runs a command in the instance's first Ready pod.
-	Exec(ctx context.Context, t Target, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error
+	Exec(ctx context.Context, t Target, container string, command []string, streams kube.ExecIO) error
 	// Logs streams the logs of an instance's pods.
 	Logs(ctx context.Context, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error
 }

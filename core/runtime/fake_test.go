@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +70,7 @@ func (f *fakeCluster) Render(context.Context, Target) (*render.Result, *render.E
 }
 func (f *fakeCluster) Env(context.Context, Target) (*render.Env, error)   { return &render.Env{}, nil }
 func (f *fakeCluster) Diff(context.Context, Target) ([]ObjectDiff, error) { return nil, nil }
-func (f *fakeCluster) Exec(context.Context, Target, string, []string, io.Reader, io.Writer, io.Writer) error {
+func (f *fakeCluster) Exec(context.Context, Target, string, []string, kube.ExecIO) error {
 	return nil
 }
 

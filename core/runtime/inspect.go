@@ -3,11 +3,11 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
 
+	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
 )
@@ -40,12 +40,12 @@ func (e *Engine) DiffObjects(ctx context.Context, app string, sel Selection, val
 
 // Exec runs command in the first Ready pod of an app's instance (container "" is the pod's
 // first), as kubectl exec does; a non-zero exit is a *kube.ExitError.
-func (e *Engine) Exec(ctx context.Context, app string, sel Selection, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (e *Engine) Exec(ctx context.Context, app string, sel Selection, container string, command []string, streams kube.ExecIO) error {
 	t, c, err := e.resolve(ctx, app, sel, nil)
 	if err != nil {
 		return err
 	}
-	return c.Exec(ctx, t, container, command, stdin, stdout, stderr)
+	return c.Exec(ctx, t, container, command, streams)
 }
 
 // ObjectDiff is one object up would change: its live and rendered forms as YAML, secrets

@@ -559,7 +559,7 @@ func (k *kubeCluster) Logs(ctx context.Context, t Target, opts kube.LogOptions, 
 	return k.c.StreamLogs(ctx, members, opts, emit)
 }
 
-func (k *kubeCluster) Exec(ctx context.Context, t Target, container string, command []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (k *kubeCluster) Exec(ctx context.Context, t Target, container string, command []string, streams kube.ExecIO) error {
 	_, members, err := k.running(ctx, t)
 	if err != nil {
 		return err
@@ -571,7 +571,7 @@ func (k *kubeCluster) Exec(ctx context.Context, t Target, container string, comm
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Key(), err)
 	}
-	return k.c.Exec(ctx, pod, container, command, stdin, stdout, stderr)
+	return k.c.Exec(ctx, pod, container, command, streams)
 }
 
 // findParent finds an instance's ApplySet parent: where this workspace would put it, or, when
