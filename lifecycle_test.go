@@ -802,14 +802,29 @@ func TestExecCommand(t *testing.T) {
 		t.Errorf("exec -t without a terminal: %v %q", err, got)
 	}
 	// -it from a terminal (script gives roro one): the command gets a terminal of its own,
-	// and what is typed reaches it.
-	line := strings.Join(append([]string{shellQuote(os.Args[0])}, append(quoteAll(kc), "exec", "-it", "box", "--", "sh", "-c", shellQuote(`tty; read x; echo "typed: $x"`))...), " ")
+	// and what is typed once it asks reaches it (typed earlier, a starting shell may flush it).
+	line := strings.Join(append([]string{shellQuote(os.Args[0])}, append(quoteAll(kc), "exec", "-it", "box", "--", "sh", "-c", shellQuote(`tty; echo ready; read x; echo "typed: $x"`))...), " ")
 	sc := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
 	sc.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
-	sc.Stdin = strings.NewReader("on a terminal\n")
-	got, err = sc.CombinedOutput()
-	if err != nil || !regexp.MustCompile(`/dev/pts/\d+`).Match(got) || !strings.Contains(string(got), "typed: on a terminal") {
-		t.Errorf("exec -it: %v %q", err, got)
+	keys, typist := io.Pipe()
+	sc.Stdin = keys
+	var screen lockedBuffer
+	sc.Stdout, sc.Stderr = &screen, &screen
+	if err := sc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err = testcluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) { return strings.Contains(screen.String(), "ready"), nil })
+	if err == nil {
+		_, err = typist.Write([]byte("on a terminal\n"))
+	}
+	if err == nil {
+		err = testcluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) { return strings.Contains(screen.String(), "typed: "), nil })
+	}
+	typist.Close()
+	werr := sc.Wait()
+	got = []byte(screen.String())
+	if err != nil || werr != nil || !regexp.MustCompile(`/dev/pts/\d+`).Match(got) || !strings.Contains(string(got), "typed: on a terminal") {
+		t.Errorf("exec -it: %v %v %q", err, werr, got)
 	}
 }
 
