@@ -6,12 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/rorokube/roro/internal/testfs"
 	"github.com/rorokube/roro/schema"
 )
 
@@ -99,22 +101,65 @@ func TestSchemasAcceptTheFixturesAndScaffold(t *testing.T) {
 	}
 }
 
-// TestSchemasRejectWhatTheLoaderRejects spot-checks that the schema and the loader agree on
-// unknown fields and enums.
-func TestSchemasRejectWhatTheLoaderRejects(t *testing.T) {
+// TestSchemaAndLoaderAgree runs every case through both the JSON Schema that editors use and
+// the loader (Load on a workspace holding it): both accept it or both refuse it, and the
+// loader's refusal names the file with a line and column, or the field (issue 13, item 8).
+func TestSchemaAndLoaderAgree(t *testing.T) {
 	app := compileSchema(t, schema.App)
-	for _, bad := range []string{
-		`{"manifests": ["m.yaml"], "manifest": []}`,
-		`{"manifests": ["m.yaml"], "engine": "erb"}`,
-		`{"manifests": ["m.yaml"], "instances": {"default": {}}}`,
-		`{"manifests": ["m.yaml"], "instances": {"x": {"suffix": "-a", "namespace": "b"}}}`,
-		`{"manifests": ["m.yaml"], "env": [{"name": "A", "value": "1", "fromHost": "B"}]}`,
-		`{"manifests": ["m.yaml"], "forwards": [{"target": "ingress/x", "ports": ["80"]}]}`,
+	ws := compileSchema(t, schema.Workspace)
+	const m = `"manifests": ["m.yaml"]`
+	for _, tc := range []struct {
+		file, doc string
+		ok        bool
+	}{
+		{AppFileName, `{` + m + `}`, true},
+		{AppFileName, `{` + m + `, "manifest": []}`, false},
+		{AppFileName, `{` + m + `, "Manifests": []}`, false},
+		{AppFileName, `{` + m + `, "engine": "erb"}`, false},
+		{AppFileName, `{` + m + `, "engine": "jinja"}`, true},
+		{AppFileName, `{` + m + `, "namespace": "Bad_NS"}`, false},
+		{AppFileName, `{` + m + `, "instances": {"default": {}}}`, false},
+		{AppFileName, `{` + m + `, "instances": {"x": {"suffix": "-a", "namespace": "b"}}}`, false},
+		{AppFileName, `{` + m + `, "instances": {"pr-1": {"namespace": "pr-1"}}}`, true},
+		{AppFileName, `{` + m + `, "env": [{"name": "A", "value": "1", "fromHost": "B"}]}`, false},
+		{AppFileName, `{` + m + `, "env": [{"name": "A", "value": "1"}]}`, true},
+		{AppFileName, `{` + m + `, "forwards": [{"target": "ingress/x", "ports": ["80"]}]}`, false},
+		{AppFileName, `{` + m + `, "forwards": [{"target": "service/x", "ports": ["x:80"]}]}`, false},
+		{AppFileName, `{` + m + `, "forwards": [{"target": "service/x", "ports": []}]}`, false},
+		{AppFileName, `{` + m + `, "forwards": [{"target": "service/x", "ports": ["80"], "hold": "5 minutes"}]}`, false},
+		{AppFileName, `{` + m + `, "forwards": [{"target": "sts/x", "ports": ["8080:http", "0:80", "9090"], "hold": "30s"}]}`, true},
+		{AppFileName, `{` + m + `, "dependsOn": ["Web"]}`, false},
+		{FileName, `{"name": "w", "members": ["apps/*"]}`, true},
+		{FileName, `{"name": "w", "Members": ["apps/*"]}`, false},
+		{FileName, `{"name": "w", "members": ["apps/*"], "sync": {"interval": "often"}}`, false},
+		{FileName, `{"name": "w", "members": ["apps/*"], "sync": {"interval": "-5m"}}`, false},
+		{FileName, `{"name": "w", "members": ["apps/*"], "sync": {"interval": "1h30m"}}`, true},
+		{FileName, `{"name": "w", "members": ["apps/*"], "sync": {"interval": "0"}}`, true},
+		{FileName, `{"name": "My Workspace!", "members": ["apps/*"]}`, true}, // a name is free text
+		{FileName, `{"name": "", "members": ["apps/*"]}`, false},
 	} {
-		doc, _ := jsonschema.UnmarshalJSON(strings.NewReader(bad))
-		if err := app.Validate(doc); err == nil {
-			t.Errorf("schema accepts %s", bad)
-		}
+		t.Run(tc.doc, func(t *testing.T) {
+			sch, files := ws, map[string]string{
+				FileName: `{"name": "w", "members": ["apps/*"]}`, "apps/a/" + AppFileName: `{` + m + `}`, "apps/a/m.yaml": "kind: ConfigMap\n",
+			}
+			if tc.file == FileName {
+				files[FileName] = tc.doc
+			} else {
+				sch, files["apps/a/"+AppFileName] = app, tc.doc
+			}
+			doc, err := jsonschema.UnmarshalJSON(strings.NewReader(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			schemaErr := sch.Validate(doc)
+			_, loadErr := Load(testfs.Layout(t, files))
+			if (schemaErr == nil) != tc.ok || (loadErr == nil) != tc.ok {
+				t.Fatalf("want ok=%v; the schema says %v; the loader says %v", tc.ok, schemaErr, loadErr)
+			}
+			if loadErr != nil && !regexp.MustCompile(regexp.QuoteMeta(tc.file)+`(:\d+:\d+)?: `).MatchString(loadErr.Error()) {
+				t.Errorf("the loader's refusal does not name its place: %v", loadErr)
+			}
+		})
 	}
 }
 

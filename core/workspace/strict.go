@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -125,7 +126,14 @@ func checkSchema(path string, data []byte, v any) error {
 		if where != "" {
 			where = " at " + where
 		}
-		msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s%s (the file's JSON Schema, %s)", path, line, col, msg, where, name))
+		expected := ""
+		if strings.HasPrefix(msg, "'") || strings.HasPrefix(msg, "value must be") {
+			// A value of the wrong shape: say what the field holds, as the schema describes it.
+			if d := describe(name, e.InstanceLocation); d != "" {
+				expected = "; expected " + strings.TrimSuffix(d, ".")
+			}
+		}
+		msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s%s%s (the file's JSON Schema, %s)", path, line, col, msg, where, expected, name))
 	}
 	walk(ve)
 	if len(msgs) == 0 {
@@ -289,4 +297,65 @@ func scanKeys(data []byte, record bool) (map[string]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// describe returns the description the schema gives the value at loc, or that of its nearest
+// described parent ("" when none has one): what the field should hold, for an error about it.
+func describe(name string, loc []string) string {
+	data, err := fs.ReadFile(schema.Files, name)
+	if err != nil {
+		return ""
+	}
+	var root map[string]any
+	if json.Unmarshal(data, &root) != nil {
+		return ""
+	}
+	deref := func(n map[string]any) map[string]any {
+		for range 8 { // local $refs only, bounded
+			ref, ok := n["$ref"].(string)
+			if !ok {
+				break
+			}
+			def, _ := root["$defs"].(map[string]any)[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
+			if def == nil {
+				break
+			}
+			merged := map[string]any{}
+			for k, v := range def {
+				merged[k] = v
+			}
+			for k, v := range n {
+				if k != "$ref" {
+					merged[k] = v
+				}
+			}
+			n = merged
+		}
+		return n
+	}
+	node, found := deref(root), ""
+	for _, step := range loc {
+		if d, ok := node["description"].(string); ok {
+			found = d
+		}
+		var next map[string]any
+		if props, ok := node["properties"].(map[string]any); ok {
+			next, _ = props[step].(map[string]any)
+		}
+		if next == nil {
+			if items, ok := node["items"].(map[string]any); ok {
+				next = items
+			} else if add, ok := node["additionalProperties"].(map[string]any); ok {
+				next = add
+			}
+		}
+		if next == nil {
+			return found
+		}
+		node = deref(next)
+	}
+	if d, ok := node["description"].(string); ok {
+		found = d
+	}
+	return found
 }
