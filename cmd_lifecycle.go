@@ -244,7 +244,10 @@ are not re-applied; use up for that.`,
 // progressPrinter prints each step of long work on stderr, so stdout stays for results.
 func progressPrinter(opts *options) func(runtime.Event) {
 	start := time.Now()
+	var mu sync.Mutex // apps of one level report from their own goroutines
 	return func(e runtime.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		fmt.Fprintf(opts.stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), strings.TrimRight(e.String(), " "))
 	}
 }

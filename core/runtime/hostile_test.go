@@ -16,6 +16,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/render/worker"
 	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/internal/raceflag"
 	"github.com/rorokube/roro/internal/testfs"
 )
 
@@ -145,6 +146,12 @@ stringData:
 			start := time.Now()
 			shown := hostileRun(t, pool, dir)
 			elapsed := time.Since(start)
+			if raceflag.Enabled && strings.Contains(shown, "the render process failed: exit status 66") {
+				// The race detector's shadow memory does not fit under the worker's memory
+				// bound (ThreadSanitizer exits 66 when its allocation fails); ci/test runs
+				// this test again without -race, where the bounds are what is measured.
+				t.Skip("the worker's bounds are not measurable under the race detector")
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(shown, w) {
 					t.Errorf("Roro showed:\n%s\nwant %q", shown, w)
