@@ -633,6 +633,55 @@ func TestStoreUpdatesDoNotLoseEachOther(t *testing.T) {
 	}
 }
 
+// TestStoreUpdatesAcrossProcesses: two roro processes (here two Stores of one file, each
+// with its own mutex: the in-process lock does not cover them) updating the same workspace's
+// state at once lose nothing (issue 13, item 15).
+func TestStoreUpdatesAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	a, b := NewStore(dir, "/ws"), NewStore(dir, "/ws")
+	var wg sync.WaitGroup
+	for i := range 100 {
+		for _, st := range []*Store{a, b} {
+			wg.Go(func() {
+				if err := st.Update(func(s *State) { s.Record(Deployed{App: fmt.Sprintf("app%03d", i), Instance: fmt.Sprintf("%p", st)}) }); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := len(a.Load().Deployed); n != 200 {
+		t.Errorf("%d of 200 records survived", n)
+	}
+}
+
+// TestStoreCorruptState: a state file that does not parse is said, kept aside for a look,
+// and replaced by a good one holding the update (issue 13, item 15).
+func TestStoreCorruptState(t *testing.T) {
+	dir := t.TempDir()
+	st := NewStore(dir, "/ws")
+	if err := st.Update(func(s *State) { s.Workspace = "/ws" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(st.path, []byte(`{"workspace": "/ws", "deployed": [{"app": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := st.Update(func(s *State) { s.Record(Deployed{App: "web", Instance: "default"}) })
+	var corrupt *CorruptStateError
+	if !errors.As(err, &corrupt) || corrupt.Aside != st.path+".corrupt" || !strings.Contains(err.Error(), "was corrupt") {
+		t.Fatalf("Update over a corrupt file: %v", err)
+	}
+	if kept, _ := os.ReadFile(corrupt.Aside); !strings.Contains(string(kept), `"deployed": [{"app": `) {
+		t.Errorf("the corrupt file was not kept aside: %q", kept)
+	}
+	if got := st.Load(); len(got.Deployed) != 1 || got.Deployed[0].App != "web" {
+		t.Errorf("state after the rebuild: %+v", got)
+	}
+	if err := st.Update(func(*State) {}); err != nil {
+		t.Errorf("the next update: %v", err)
+	}
+}
+
 // TestEngineSetContext: picking a kubeconfig context for the session reconnects every
 // environment there; going back reconnects each to its own.
 func TestEngineSetContext(t *testing.T) {

@@ -296,7 +296,12 @@ func (e *Engine) upOne(ctx context.Context, op *Operation, c Cluster, p *Plan, r
 	if e.opts.Store != nil {
 		d := Deployed{App: t.App.Name, Instance: t.Instance.Name, Environment: t.Environment, Context: c.Context(),
 			Namespace: t.Instance.Namespace, Objects: p.Objects, UpdatedAt: e.opts.Now()}
-		if err := e.opts.Store.Update(func(st *State) { st.Workspace = t.WS.Dir; st.Record(d) }); err != nil {
+		var corrupt *CorruptStateError
+		switch err := e.opts.Store.Update(func(st *State) { st.Workspace = t.WS.Dir; st.Record(d) }); {
+		case errors.As(err, &corrupt):
+			op.report(Event{App: t.App.Name, Instance: t.Instance.Name, Step: StepWarning, Message: corrupt.Error()})
+			_, _ = e.Ps(ctx) // lists every instance from the clusters' labels and rewrites the cache
+		case err != nil:
 			op.report(Event{App: t.App.Name, Instance: t.Instance.Name, Step: StepWarning, Message: "local state not saved: " + err.Error()})
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rorokube/roro/core/store"
@@ -81,18 +82,61 @@ func (s *Store) load() State {
 	return st
 }
 
+// CorruptStateError says the state file did not parse. Update moved it aside to Aside and
+// started again from an empty state, so the cache must be rebuilt from the cluster's labels.
+type CorruptStateError struct {
+	Path, Aside string
+	Err         error
+}
+
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("the local state file %s was corrupt (%v): kept as %s, and rebuilt from the cluster", e.Path, e.Err, e.Aside)
+}
+
+func (e *CorruptStateError) Unwrap() error { return e.Err }
+
 // Update applies fn to the state and writes the result atomically: a temporary file,
-// fsync, rename, fsync of the folder. Updates from many goroutines apply one after another.
+// fsync, rename, fsync of the folder. Updates apply one after another, from many goroutines
+// and from many roro processes alike (an flock on a lock file beside the state). A state
+// file that does not parse is moved aside and fn applies to an empty state; the update is
+// written, and Update returns a *CorruptStateError to say so.
 func (s *Store) Update(fn func(*State)) error {
 	s.mu.Lock() // across read, change and write: parallel updates never lose one another
 	defer s.mu.Unlock()
-	st := s.load()
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	lock, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock the state: %w", err)
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock the state: %w", err)
+	}
+	var corrupt *CorruptStateError
+	var st State
+	if data, err := os.ReadFile(s.path); err == nil {
+		if jerr := json.Unmarshal(data, &st); jerr != nil {
+			st = State{}
+			corrupt = &CorruptStateError{Path: s.path, Aside: s.path + ".corrupt", Err: jerr}
+			if err := os.Rename(s.path, corrupt.Aside); err != nil {
+				return fmt.Errorf("move the corrupt state aside: %w", err)
+			}
+		}
+	}
 	fn(&st)
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	return store.WriteFileAtomic(s.path, append(data, '\n'), 0o600)
+	if err := store.WriteFileAtomic(s.path, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	if corrupt != nil {
+		return corrupt
+	}
+	return nil
 }
 
 // Remember records the workspace's folder in its state file when the file does not have it
