@@ -42,7 +42,7 @@ func (b *lockedBuffer) String() string {
 // each state change, carries bytes to the pod, and ends cleanly on Ctrl-C (context end).
 func TestForwardCommand(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-forward-cli"
+	ns := testcluster.UniqueName("roro-forward-cli")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "fwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"],
@@ -162,7 +162,7 @@ func TestForwardCommand(t *testing.T) {
 // where and each change) until Ctrl-C, which stops the forwards and leaves the app up.
 func TestUpForward(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-up-forward-cli"
+	ns := testcluster.UniqueName("roro-up-forward-cli")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:7000"]}]}`,

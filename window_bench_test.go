@@ -80,7 +80,7 @@ func BenchmarkWindow(b *testing.B) {
 	tc.InstallDevEnvironments(b)
 	disp := testdisplay.Start(b)
 	dir := demoCopy(b, "bench-")
-	ns := "roro-window-bench"
+	ns := testcluster.UniqueName("roro-window-bench")
 	var forwards []string
 	for i := range 10 {
 		forwards = append(forwards, fmt.Sprintf(`{"target": "deployment/echo", "ports": ["0:7000"], "address": "127.0.0.%d"}`, i+1))

@@ -72,7 +72,7 @@ func BenchmarkEngineMemory(b *testing.B) {
 	tc := testcluster.Get(b)
 	tc.InstallDevEnvironments(b)
 	dir := copyTree(b, "../../fixtures/demo")
-	ns := "roro-mem-echo"
+	ns := testcluster.UniqueName("roro-mem-echo")
 	var forwards []string
 	for i := range 10 {
 		forwards = append(forwards, fmt.Sprintf(`{"target": "deployment/echo", "ports": ["0:tcp"], "address": "127.0.0.%d"}`, i+1))

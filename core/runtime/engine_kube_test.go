@@ -102,7 +102,7 @@ func TestEngineConnectsWhenAPIServerComesUp(t *testing.T) {
 // rollout restart` does, and ends once they are healthy again.
 func TestEngineRestart(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-restart-test"
+	ns := testcluster.UniqueName("roro-restart-test")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":         `{"name": "restart", "members": ["apps/*"]}`,
 		"apps/one/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,
@@ -200,7 +200,7 @@ func TestEngineConflictIsTyped(t *testing.T) {
 // within 2 s and leaves no goroutine of its own behind.
 func TestEngineCloseWithWorkRunning(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-close-test"
+	ns := testcluster.UniqueName("roro-close-test")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":           `{"name": "close", "members": ["apps/*"]}`,
 		"apps/echo/app.json":  `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:tcp"]}]}`,

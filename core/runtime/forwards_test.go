@@ -21,7 +21,7 @@ import (
 // them and frees the port.
 func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-up-forward"
+	ns := testcluster.UniqueName("roro-up-forward")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
@@ -79,7 +79,7 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 // once the port is free the next start works.
 func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-taken-port"
+	ns := testcluster.UniqueName("roro-taken-port")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 // port.
 func TestReloadKeepsUntouchedForwards(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-reload-forwards"
+	ns := testcluster.UniqueName("roro-reload-forwards")
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestReloadKeepsUntouchedForwards(t *testing.T) {
 // counters within a few seconds, though no state changed.
 func TestForwardCountersReachTheSnapshot(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-forward-counters"
+	ns := testcluster.UniqueName("roro-forward-counters")
 	rt := echoEngine(t, tc, ns, `{"target": "deployment/echo", "ports": ["0:tcp"]}`)
 	ctx := testcluster.Context(t, time.Minute)
 	if err := runUp(ctx, rt, UpRequest{Forward: true}); err != nil {

@@ -46,7 +46,7 @@ func (b *syncBuffer) String() string {
 func TestLogs(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 45*time.Second)
-	ns := "roro-logs-test"
+	ns := testcluster.UniqueName("roro-logs-test")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "logs", "members": ["apps/*"]}`,
 		"apps/talk/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"]}`,

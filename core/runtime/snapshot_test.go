@@ -53,11 +53,12 @@ func instanceOf(s *Snapshot, app, instance string) *InstanceView {
 // not running again after down, from watch events alone.
 func TestEngineFollowsUpAndDown(t *testing.T) {
 	tc := testcluster.Get(t)
-	rt := watchingEngine(t, tc, oneApp(t, "roro-snap-test"))
+	ns := testcluster.UniqueName("roro-snap-test")
+	rt := watchingEngine(t, tc, oneApp(t, ns))
 	ctx := testcluster.Context(t, time.Minute)
 	t.Cleanup(func() { _, _ = runDown(context.Background(), rt, DownRequest{}) })
 	first := rt.Snapshot()
-	if iv := instanceOf(first, "one", "default"); iv == nil || iv.Running || iv.Health != NotRunning || iv.Namespace != "roro-snap-test" {
+	if iv := instanceOf(first, "one", "default"); iv == nil || iv.Running || iv.Health != NotRunning || iv.Namespace != ns {
 		t.Fatalf("before up: %+v", iv)
 	}
 	before := first.Version
@@ -72,7 +73,7 @@ func TestEngineFollowsUpAndDown(t *testing.T) {
 		t.Errorf("version %d did not grow past %d", s.Version, before)
 	}
 	iv := instanceOf(s, "one", "default")
-	if iv.Namespace != "roro-snap-test" || iv.Workspace != "snap" || !iv.Running {
+	if iv.Namespace != ns || iv.Workspace != "snap" || !iv.Running {
 		t.Errorf("instance view %+v", iv)
 	}
 	kinds := []string{iv.Objects[0].Ref.Kind, iv.Objects[1].Ref.Kind}

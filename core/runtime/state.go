@@ -140,10 +140,13 @@ func (s *Store) Update(fn func(*State)) error {
 }
 
 // Remember records the workspace's folder in its state file when the file does not have it
-// yet, so `roro ls` knows the workspace; it writes nothing when the file already names it.
+// yet, so `roro ls` knows the workspace; it writes nothing when the file already names it,
+// nor when the file does not parse (the next Update says so and has it rebuilt).
 func (s *Store) Remember(wsDir string) error {
 	s.mu.Lock()
-	known := s.load().Workspace == wsDir
+	var st State
+	data, err := os.ReadFile(s.path)
+	known := err == nil && (json.Unmarshal(data, &st) != nil || st.Workspace == wsDir)
 	s.mu.Unlock()
 	if known {
 		return nil

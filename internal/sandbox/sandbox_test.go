@@ -21,7 +21,7 @@ import (
 // through roro's forward with its name, as the newcomer sees it in the browser.
 func TestSandboxPodsAnswer(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := "roro-sandbox-pods"
+	ns := testcluster.UniqueName("roro-sandbox-pods")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -99,12 +99,16 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// UniqueName returns prefix with a random suffix: a namespace name no other test, run or
+// person on the shared cluster uses, for a test whose code under test creates it.
+func UniqueName(prefix string) string { return prefix + "-" + rand.String(5) }
+
 // Namespace creates a namespace with a unique name that starts with prefix, and deletes it
 // when the test ends.
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	t.Helper()
 	ctx := Context(t, 30*time.Second)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + "-" + rand.String(6)}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: UniqueName(prefix)}}
 	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", ns.Name, err)
 	}
