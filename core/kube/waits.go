@@ -193,6 +193,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, parent *Parent, want []*unstr
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var down outage
+	var notReady []HealthChange // as last seen
 	for {
 		live, err := c.Members(ctx, parent)
 		if err != nil && ctx.Err() == nil {
@@ -206,7 +207,8 @@ func (c *Cluster) WaitHealthy(ctx context.Context, parent *Parent, want []*unstr
 			for _, o := range live {
 				byKey[Key(o)] = o
 			}
-			var notReady, failed []HealthChange
+			var failed []HealthChange
+			notReady = nil
 			for _, w := range want {
 				h := HealthOf(byKey[Key(w)])
 				ch := HealthChange{Object: RefOf(w), Health: h}
@@ -230,19 +232,18 @@ func (c *Cluster) WaitHealthy(ctx context.Context, parent *Parent, want []*unstr
 			if len(notReady) == 0 {
 				return nil
 			}
-			select {
-			case <-ctx.Done():
-				if ctx.Err() == context.DeadlineExceeded {
-					return &NotHealthyError{Timeout: timeout, Objects: notReady}
-				}
-				return ctx.Err()
-			case <-tick.C:
-			}
-			continue
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			// The deadline may cut a request short: that is the timeout, not a failure of
+			// the cluster; say what was not ready when last seen.
+			if ctx.Err() == context.DeadlineExceeded && len(notReady) > 0 {
+				return &NotHealthyError{Timeout: timeout, Objects: notReady}
+			}
+			if err != nil {
+				return err
+			}
+			return ctx.Err()
 		case <-tick.C:
 		}
 	}
