@@ -55,9 +55,9 @@ func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
 		envs = []string{""}
 	}
 	type answer struct {
-		cluster string
-		list    []InstanceView
-		err     error
+		env, server, cluster string
+		list                 []InstanceView
+		err                  error
 	}
 	answers := make([]answer, len(envs))
 	var wg sync.WaitGroup
@@ -68,6 +68,7 @@ func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
 				answers[i].err = &EnvironmentError{Environment: env, Err: err}
 				return
 			}
+			answers[i].env, answers[i].server = env, c.Server()
 			answers[i].cluster = c.Context() + "@" + c.Server()
 			list, err := c.Instances(ctx)
 			answers[i].list = list
@@ -80,6 +81,14 @@ func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
 	seen := map[string]bool{} // clusters already listed
 	seenErr := map[string]bool{}
 	var out []InstanceStatus
+	// One API server reached through several contexts (two users, or namespaced views, of one
+	// cluster) lists each instance once: as seen through its own environment's context when
+	// that is one of them. The row's index in out, and whether it came from there.
+	type listed struct {
+		i   int
+		own bool
+	}
+	rows := map[string]listed{}
 	var errs []error
 	for _, a := range answers {
 		if a.err != nil {
@@ -107,6 +116,16 @@ func (e *Engine) Ps(ctx context.Context) ([]InstanceStatus, error) {
 				}
 				st.NotReady = append(st.NotReady, strings.TrimSpace(fmt.Sprintf("%s: %s %s", o.Ref, o.Health.Status, o.Health.Message)))
 			}
+			key := a.server + " " + iv.Namespace + " " + iv.App + " " + iv.Instance
+			own := iv.Environment == a.env
+			if prev, ok := rows[key]; ok {
+				if own && !prev.own {
+					out[prev.i] = st
+					rows[key] = listed{i: prev.i, own: true}
+				}
+				continue
+			}
+			rows[key] = listed{i: len(out), own: own}
 			out = append(out, st)
 		}
 	}
