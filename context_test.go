@@ -17,7 +17,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -125,7 +124,7 @@ func (p *userProxy) kubeconfig(t *testing.T, current string, contexts map[string
 	return path
 }
 
-// psRows runs `roro ps -o json` and returns its rows.
+// psJSON runs `roro ps -o json` and returns its rows.
 func psJSON(t *testing.T, args ...string) []psRow {
 	t.Helper()
 	code, out, errOut := runCLI(t, append(args, "ps", "-o", "json")...)
@@ -151,9 +150,6 @@ func rowsOf(rows []psRow, app string) []string {
 	return out
 }
 
-// uniqueName is prefix and a random suffix: a name no other test run uses.
-func uniqueName(prefix string) string { return prefix + "-" + rand.String(6) }
-
 // TestContextOfTheEnvironment proves where up, ps and down go, with a kubeconfig of three
 // contexts that reach the same cluster as three users a proxy tells apart (current-context
 // "other"): an environment's "context" in roro.json is where up writes (not the current
@@ -165,7 +161,7 @@ func TestContextOfTheEnvironment(t *testing.T) {
 	proxy := newUserProxy(t, tc)
 	tokens := map[string]string{"alpha": "alpha-token", "beta": "beta-token", "other": "other-token"}
 	kubeconfig := proxy.kubeconfig(t, "other", tokens)
-	ns := uniqueName("roro-ctx")
+	ns := testcluster.UniqueName("roro-ctx")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "contexts", "members": ["apps/*"], "defaultEnvironment": "dev",
   "environments": {"dev": {"context": "alpha"}, "staging": {"context": "beta"}, "plain": {}}}`,
@@ -268,7 +264,7 @@ func TestContextOfTheEnvironment(t *testing.T) {
 // environment in roro.json, is an error that names it, at once, and that nothing is applied.
 func TestContextUnknown(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := uniqueName("roro-ctx-unknown")
+	ns := testcluster.UniqueName("roro-ctx-unknown")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json": `{"name": "contexts", "members": ["apps/*"], "defaultEnvironment": "dev",
   "environments": {"dev": {}, "lost": {"context": "no-such-context"}}}`,

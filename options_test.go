@@ -104,7 +104,7 @@ func TestUpCRDAndItsResource(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	crd := newWidgetCRD(t, tc)
-	ns := uniqueName("roro-crd-up")
+	ns := testcluster.UniqueName("roro-crd-up")
 	dir := appWorkspace(t, ns, map[string]string{
 		"crd.yaml":    crd.manifest(),
 		"widget.yaml": crd.widget("w", "3"),
@@ -153,7 +153,7 @@ func TestUpNewCRDRolledBack(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	crd := newWidgetCRD(t, tc)
-	ns := uniqueName("roro-crd-undo")
+	ns := testcluster.UniqueName("roro-crd-undo")
 	dir := appWorkspace(t, ns, map[string]string{
 		"crd.yaml":    crd.manifest(),
 		"widget.yaml": crd.widget("w", `"not a number"`),
@@ -198,7 +198,7 @@ func TestDownCRDs(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 3*time.Minute)
 	crd := newWidgetCRD(t, tc)
-	ns := uniqueName("roro-crd-down")
+	ns := testcluster.UniqueName("roro-crd-down")
 	dir := appWorkspace(t, ns, map[string]string{
 		"crd.yaml":    crd.manifest(),
 		"widget.yaml": crd.widget("w", "1"),
@@ -250,7 +250,7 @@ func TestUpPruneKeepsVolumesAndCRDs(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, 2*time.Minute)
 	crd := newWidgetCRD(t, tc)
-	ns := uniqueName("roro-prune")
+	ns := testcluster.UniqueName("roro-prune")
 	pvc := "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {storage: 1Mi}\n"
 	dir := appWorkspace(t, ns, map[string]string{
 		"crd.yaml":  crd.manifest(),
@@ -300,7 +300,7 @@ func TestUpPruneKeepsVolumesAndCRDs(t *testing.T) {
 // never scheduled, up fails after about that long, naming what was not ready.
 func TestUpTimeout(t *testing.T) {
 	tc := testcluster.Get(t)
-	ns := uniqueName("roro-timeout")
+	ns := testcluster.UniqueName("roro-timeout")
 	dir := appWorkspace(t, ns, map[string]string{
 		"web.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      nodeSelector: {nowhere: 'true'}\n      containers:\n      - {name: web, image: example.invalid/web:1}\n",
 		"cm.yaml":  fmt.Sprintf(configMapYAML, "settings", "one"),
@@ -327,7 +327,7 @@ func TestUpTimeout(t *testing.T) {
 func TestLogsTailAndSince(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
-	ns := uniqueName("roro-logs-opts")
+	ns := testcluster.UniqueName("roro-logs-opts")
 	dir := appWorkspace(t, ns, map[string]string{
 		"d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: talker\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: talker}\n  template:\n    metadata:\n      labels: {app: talker}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/talker:1}\n",
 	})
@@ -397,7 +397,7 @@ func TestLogsTailAndSince(t *testing.T) {
 func TestUpForceConflicts(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
-	ns := uniqueName("roro-conflict")
+	ns := testcluster.UniqueName("roro-conflict")
 	dir := appWorkspace(t, ns, map[string]string{"cm.yaml": fmt.Sprintf(configMapYAML, "settings", "from-roro")})
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
