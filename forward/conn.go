@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
 
 // Transports a forward may use to reach pods.
@@ -54,8 +55,10 @@ func dialPod(cfg *rest.Config, u *url.URL, transport string) (httpstream.Connect
 		if sp, err = newSPDY(); err != nil {
 			return nil, err
 		}
+		// client-go's WebSocket dialer reports a refused upgrade as k8s.io/streaming's
+		// UpgradeFailureError (as kubectl checks it), not apimachinery's.
 		dialer = portforward.NewFallbackDialer(ws, sp, func(err error) bool {
-			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+			return streamhttp.IsUpgradeFailure(err) || httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 		})
 	}
 	if err != nil {
