@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// OnChange is called, without blocking the forward for long, after each status change.
 	OnChange func()
+	// After waits out the backoff between attempts to connect to a pod: it is called with
+	// each delay and its channel ends the wait; default time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Forward forwards local ports to the pods of one target. New, then Run (blocking); Ready is
@@ -85,6 +88,9 @@ func New(cfg *rest.Config, kube kubernetes.Interface, spec Spec, opts Options) (
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if opts.Transport == "" {
 		opts.Transport = TransportAuto
@@ -267,7 +273,7 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 		var lost <-chan bool
 		if err := f.reconcile(ctx, inf); err != nil {
 			d := backoff/2 + rand.N(backoff/2+1)
-			retry = time.After(d)
+			retry = f.opts.After(d)
 			backoff = min(backoff*2, 5*time.Second)
 		} else {
 			backoff = 50 * time.Millisecond
@@ -335,10 +341,17 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 	pod := choose(pods, currentName)
 	if pod == nil {
 		f.setCurrent(nil)
+		// Listening until the first pod is connected: there is nothing to reconnect to.
+		waiting := Reconnecting
+		f.mu.Lock()
+		if f.state == Listening {
+			waiting = Listening
+		}
+		f.mu.Unlock()
 		if len(pods) == 0 {
-			f.setState(Reconnecting, "", "no pod of "+f.target.String()+" exists")
+			f.setState(waiting, "", "no pod of "+f.target.String()+" exists")
 		} else {
-			f.setState(Reconnecting, "", "no pod of "+f.target.String()+" is Ready")
+			f.setState(waiting, "", "no pod of "+f.target.String()+" is Ready")
 		}
 		return nil // watch events will wake us
 	}

@@ -12,11 +12,15 @@ type State string
 const (
 	// Starting: listeners are being bound.
 	Starting State = "starting"
-	// Listening: bound, and no pod to send connections to yet (none Ready).
+	// Listening: bound, and not connected to any pod yet (none exists or none is Ready); a
+	// connection that arrives now is held for up to Spec.Hold.
 	Listening State = "listening"
-	// Connected: new connections go to Pod.
+	// Connected: the upgraded connection to Pod is up and new connections go to it. It says
+	// nothing of the pod's port until a connection tries it (roro does not probe the port: a
+	// probe is a connection the application sees); a port that refuses turns it Failed.
 	Connected State = "connected"
-	// Reconnecting: the connection to the pod broke or the pod went away; Reason says why.
+	// Reconnecting: the connection to the pod broke, the pod went away, or it cannot be
+	// reached; Reason says why.
 	Reconnecting State = "reconnecting"
 	// Failed: connections fail for a reason roro cannot fix by reconnecting (the pod's port
 	// refuses, the target does not exist); the listeners stay bound and it recovers when the
