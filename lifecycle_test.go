@@ -4,15 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -205,6 +213,58 @@ func TestUnreachableClusterFailsFast(t *testing.T) {
 	}
 	if code != exitFail || !strings.Contains(errOut, `cannot reach the cluster of context "nowhere" at `+server+`: no answer within 5s`) {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestStalledClusterFailsFast: a cluster that answers /readyz and then stalls on every other
+// request (a wedged API server behind a healthy load balancer) makes up, down, ps and logs
+// fail, each in one request's timeout (5 s; the test allows 8 s for start-up on a loaded
+// machine) with the reason, not hang (issue 13, item 7).
+func TestStalledClusterFailsFast(t *testing.T) {
+	var stalled atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		stalled.Add(1)
+		<-r.Context().Done() // until the client gives up
+	}))
+	t.Cleanup(srv.Close)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["wedged"] = &clientcmdapi.Cluster{Server: srv.URL, InsecureSkipTLSVerify: true}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
+	cfg.Contexts["wedged"] = &clientcmdapi.Context{Cluster: "wedged", AuthInfo: "u"}
+	cfg.CurrentContext = "wedged"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	dir := appWorkspace(t, "x", configMaps(1))
+	for _, args := range [][]string{{"ps"}, {"up"}, {"down"}, {"logs", "big"}} {
+		t.Run(args[0], func(t *testing.T) {
+			before := stalled.Load()
+			start := time.Now()
+			done := make(chan struct{})
+			var code int
+			var errOut string
+			go func() {
+				code, _, errOut = runCLI(t, append([]string{"--kubeconfig", path, "--workspace", dir}, args...)...)
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("roro %s against a stalled cluster still runs after 30 s", args[0])
+			}
+			took := time.Since(start)
+			if stalled.Load() == before {
+				t.Fatalf("roro %s never reached the stalled requests (exit %d): %s", args[0], code, errOut)
+			}
+			if code != exitFail || took > 8*time.Second || !strings.Contains(errOut, "the API server did not answer in time") {
+				t.Errorf("roro %s: exit %d after %s: %s", args[0], code, took.Round(time.Millisecond), errOut)
+			}
+		})
 	}
 }
 
@@ -848,6 +908,26 @@ func TestExecCommand(t *testing.T) {
 		t.Errorf("exec without a command: %d %s", code, errOut)
 	}
 
+	// A proxy that refuses the WebSocket upgrade (as some load balancers do): exec falls
+	// back to SPDY, as kubectl does.
+	var refused, spdy atomic.Int64
+	proxied := apiProxy(t, tc, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/exec") {
+			return false
+		}
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			refused.Add(1)
+			http.Error(w, "no websockets here", http.StatusForbidden)
+			return true
+		}
+		spdy.Add(1)
+		return false
+	})
+	code, out, errOut = runCLI(t, "--kubeconfig", proxied, "--workspace", dir, "exec", "box", "--", "cat", "marker")
+	if code != exitOK || out != "inside the pod\n" || refused.Load() != 1 || spdy.Load() != 1 {
+		t.Errorf("exec through a proxy that refuses WebSocket: exit %d, %q %s; %d refused, %d over SPDY", code, out, errOut, refused.Load(), spdy.Load())
+	}
+
 	// -i passes roro's input on. kwok's local exec never closes the command's input at EOF
 	// (kubectl exec -i hangs there alike), so the command reads one line rather than to EOF.
 	roro := func(stdin string, args ...string) *exec.Cmd {
@@ -874,6 +954,7 @@ func TestExecCommand(t *testing.T) {
 	sc.Stdin = keys
 	var screen lockedBuffer
 	sc.Stdout, sc.Stderr = &screen, &screen
+	sc.WaitDelay = 3 * time.Second // roro, script's child, may hold the output pipe past script
 	if err := sc.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -895,11 +976,49 @@ func TestExecCommand(t *testing.T) {
 		err = nil
 	}
 	typist.Close()
+	if err != nil {
+		_ = sc.Process.Kill() // the terminal goes, and roro with it (SIGHUP)
+	}
 	werr := sc.Wait()
 	got = []byte(screen.String())
 	if err != nil || werr != nil || !regexp.MustCompile(`/dev/pts/\d+`).Match(got) || !strings.Contains(string(got), "typed: on a terminal") {
 		t.Errorf("exec -it: %v %v %q", err, werr, got)
 	}
+}
+
+// apiProxy serves the test API server over plain HTTP on loopback, HTTP/1.1 only (SPDY
+// upgrades need it), and writes a kubeconfig for it; intercept may answer a request itself
+// (and return true) before it goes on.
+func apiProxy(t *testing.T, tc *testcluster.Cluster, intercept func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
+	upstream, err := url.Parse(tc.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := rest.TLSConfigFor(tc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &http.Transport{TLSClientConfig: tlsCfg, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	t.Cleanup(rt.CloseIdleConnections)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(upstream) }, Transport: rt,
+		ErrorLog: log.New(io.Discard, "", 0)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["proxy"] = &clientcmdapi.Cluster{Server: srv.URL}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["proxy"] = &clientcmdapi.Context{Cluster: "proxy", AuthInfo: "u"}
+	cfg.CurrentContext = "proxy"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // shellQuote quotes s for sh.

@@ -5,14 +5,22 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 func main() {
 	started := time.Now()
+	// client-go logs what it could not do through klog ("Couldn't get current server API
+	// group list", a watch that ended); roro reports every failure it acts on in its own words,
+	// so klog's lines would only say the same thing twice, in another format.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The first Ctrl-C asks the command to stop and tidy up; a second one, or a SIGTERM after
 	// it, ends the process at once, whatever it is doing (a render that never ends).

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestApplyConflictIsReportedNotForced(t *testing.T) {
 		}}
 	}
 	other := cm("someone-else")
-	ri, _, err := c.Resource(other)
+	ri, _, err := c.Resource(context.Background(), other)
 	if err != nil {
 		t.Fatal(err)
 	}

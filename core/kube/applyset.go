@@ -150,12 +150,9 @@ func (c *Cluster) Members(ctx context.Context, p *Parent) ([]*unstructured.Unstr
 	var errs []error
 	sel := metav1.ListOptions{LabelSelector: LabelApplySetPartOf + "=" + p.Set.ID}
 	for _, gk := range p.GroupKinds {
-		m, err := c.Mapper.RESTMapping(gk)
+		m, err := c.mapping(ctx, gk)
 		if meta.IsNoMatchError(err) {
-			c.Mapper.Reset()
-			if m, err = c.Mapper.RESTMapping(gk); meta.IsNoMatchError(err) {
-				continue // its CRD is gone, and with it every object of the kind
-			}
+			continue // its CRD is gone, and with it every object of the kind
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -54,7 +55,7 @@ type Cluster struct {
 	Config  *rest.Config
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
-	Mapper  meta.ResettableRESTMapper
+	Mapper  meta.ResettableRESTMapperWithContext
 	Timeout time.Duration
 	// OutageGrace is how long requests may fail during a wait (for health, a namespace, a
 	// CRD) before it ends with the failure; default DefaultOutageGrace.
@@ -164,28 +165,48 @@ func (c *Cluster) Ping(ctx context.Context) error {
 	return nil
 }
 
+// NotServedError is a kind the cluster does not serve (yet: its CRD may come with this up).
+type NotServedError struct{ Kind schema.GroupVersionKind }
+
+func (e *NotServedError) Error() string {
+	return fmt.Sprintf("the cluster does not serve %s (is its CRD installed?)", e.Kind)
+}
+
 // Mapping returns how obj's kind maps to a resource, refreshing discovery once when the kind
-// is new (a CRD applied a moment ago).
-func (c *Cluster) Mapping(obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
+// is new (a CRD applied a moment ago). Discovery is bounded by the timeout, as every request.
+func (c *Cluster) Mapping(ctx context.Context, obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
 	gvk := obj.GroupVersionKind()
-	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
-		c.Mapper.Reset()
-		m, err = c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	}
+	m, err := c.mapping(ctx, gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		if meta.IsNoMatchError(err) {
-			return nil, fmt.Errorf("the cluster does not serve %s (is its CRD installed?)", gvk.GroupVersion().WithKind(gvk.Kind))
+			return nil, &NotServedError{Kind: gvk}
 		}
-		return nil, err
+		return nil, fmt.Errorf("discover the API of %s: %w", gvk.GroupKind(), err)
 	}
 	return m, nil
 }
 
+// mapping maps gk (at version, or the preferred one), refreshing discovery once when the
+// kind is unknown; discovery's requests are bounded by the timeout. A kind the cluster does
+// not serve is a meta.NoKindMatchError; a server that does not answer, a deadline error.
+func (c *Cluster) mapping(ctx context.Context, gk schema.GroupKind, version ...string) (*meta.RESTMapping, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	m, err := c.Mapper.RESTMappingWithContext(ctx, gk, version...)
+	if meta.IsNoMatchError(err) {
+		c.Mapper.ResetWithContext(ctx)
+		m, err = c.Mapper.RESTMappingWithContext(ctx, gk, version...)
+	}
+	if err != nil && !meta.IsNoMatchError(err) {
+		return nil, explain(noAnswer(ctx, err, c.Timeout))
+	}
+	return m, err
+}
+
 // Resource returns the dynamic client for obj, in obj's namespace when its kind is
 // namespaced. A cluster-scoped object loses any namespace it was given.
-func (c *Cluster) Resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
-	m, err := c.Mapping(obj)
+func (c *Cluster) Resource(ctx context.Context, obj *unstructured.Unstructured) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
+	m, err := c.Mapping(ctx, obj)
 	if err != nil {
 		return nil, nil, err
 	}

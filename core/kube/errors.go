@@ -116,7 +116,16 @@ func explain(err error) error {
 // noAnswer turns a context deadline into a plain "no answer within" for messages.
 func noAnswer(ctx context.Context, err error, timeout time.Duration) error {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", timeout)
+		return &NoAnswerError{Timeout: timeout}
 	}
 	return err
 }
+
+// NoAnswerError is a request the API server did not answer within the timeout. It is a
+// context.DeadlineExceeded, so callers can stop at once rather than ask again.
+type NoAnswerError struct{ Timeout time.Duration }
+
+func (e *NoAnswerError) Error() string { return fmt.Sprintf("no answer within %s", e.Timeout) }
+
+// Is makes a NoAnswerError match context.DeadlineExceeded.
+func (e *NoAnswerError) Is(target error) bool { return target == context.DeadlineExceeded }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
+	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
 
 // ReadyPod is the first Ready pod, by name, that members' workloads select (or one of
@@ -92,7 +93,10 @@ func (c *Cluster) Exec(ctx context.Context, pod *corev1.Pod, container string, c
 		return err
 	}
 	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+		// client-go's WebSocket executor reports a refused upgrade as k8s.io/streaming's
+		// UpgradeFailureError (kubectl checks that one); older paths, apimachinery's.
+		return streamhttp.IsUpgradeFailure(err) || streamhttp.IsHTTPSProxyError(err) ||
+			httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 	if err != nil {
 		return err

@@ -107,7 +107,7 @@ func (c *Cluster) WaitEstablished(ctx context.Context, name string, timeout time
 			conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
 			for _, cond := range conds {
 				if m, ok := cond.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-					c.Mapper.Reset()
+					c.Mapper.ResetWithContext(ctx)
 					return nil
 				}
 			}
@@ -267,7 +267,7 @@ func (c *Cluster) Restart(ctx context.Context, obj *unstructured.Unstructured, a
 	if !Restartable(obj) {
 		return &ObjectError{Op: "restart", Object: RefOf(obj), Err: errors.New("only Deployments, StatefulSets and DaemonSets restart")}
 	}
-	ri, _, err := c.Resource(obj)
+	ri, _, err := c.Resource(ctx, obj)
 	if err != nil {
 		return &ObjectError{Op: "restart", Object: RefOf(obj), Err: err}
 	}

@@ -141,12 +141,9 @@ func (w *Watcher) follow(ctx context.Context, handler cache.ResourceEventHandler
 			if _, ok := w.watching[gk]; ok {
 				continue
 			}
-			m, err := w.cluster.Mapper.RESTMapping(gk)
+			m, err := w.cluster.mapping(ctx, gk)
 			if err != nil {
-				w.cluster.Mapper.Reset()
-				if m, err = w.cluster.Mapper.RESTMapping(gk); err != nil {
-					continue // a kind the cluster does not serve (any more)
-				}
+				continue // a kind the cluster does not serve (any more), or no answer: the next change tries again
 			}
 			inf := w.members.ForResource(m.Resource).Informer()
 			if _, err := inf.AddEventHandler(handler); err != nil {

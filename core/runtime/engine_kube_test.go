@@ -227,6 +227,13 @@ func TestEngineCloseWithWorkRunning(t *testing.T) {
 		if rt, err := rest.TransportFor(tc.Config); err == nil {
 			utilnet.CloseIdleConnectionsFor(rt)
 		}
+		// client-go stops a transport's client-certificate rotation goroutines when the
+		// transport is garbage collected (its TLS cache GC, on by default since 1.36): collect,
+		// and give the cleanups a moment to run.
+		for range 3 {
+			goruntime.GC()
+			time.Sleep(50 * time.Millisecond)
+		}
 		goleak.VerifyNone(t, ignore,
 			goleak.IgnoreAnyFunction("github.com/rorokube/roro/internal/testcluster.(*PodServer).serve"),
 			goleak.IgnoreAnyFunction("github.com/rorokube/roro/internal/testcluster.(*PodServer).serve.func1"))

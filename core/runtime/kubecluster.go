@@ -249,8 +249,14 @@ func (k *kubeCluster) dryRun(ctx context.Context, plans []*Plan, opts kube.Apply
 				now = append(now, o)
 				continue
 			}
-			if _, err := k.c.Mapping(o); err != nil {
+			var notServed *kube.NotServedError
+			if _, err := k.c.Mapping(ctx, o); errors.As(err, &notServed) {
 				kp.deferred = append(kp.deferred, o) // its CRD may come with this up
+				continue
+			} else if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("%s: %w", kube.RefOf(o), err) // the cluster does not answer: asking for each object would take a timeout each
+			} else if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", kube.RefOf(o), err))
 				continue
 			}
 			ok, err := nsExists(o.GetNamespace())
