@@ -28,7 +28,7 @@ func (c *Cluster) Apply(ctx context.Context, obj *unstructured.Unstructured, opt
 	if opts.DryRun {
 		op = "dry-run"
 	}
-	ri, _, err := c.Resource(obj)
+	ri, _, err := c.Resource(ctx, obj)
 	if err != nil {
 		return nil, &ObjectError{Op: op, Object: RefOf(obj), Err: err}
 	}
@@ -66,7 +66,7 @@ func (c *Cluster) ApplyAll(ctx context.Context, objs []*unstructured.Unstructure
 // Delete deletes obj (in the background for its dependents); an object already gone is not
 // an error.
 func (c *Cluster) Delete(ctx context.Context, obj *unstructured.Unstructured) error {
-	ri, _, err := c.Resource(obj)
+	ri, _, err := c.Resource(ctx, obj)
 	if err != nil {
 		return &ObjectError{Op: "delete", Object: RefOf(obj), Err: err}
 	}
@@ -82,7 +82,7 @@ func (c *Cluster) Delete(ctx context.Context, obj *unstructured.Unstructured) er
 
 // Get reads the live form of obj; a missing object is (nil, nil).
 func (c *Cluster) Get(ctx context.Context, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	ri, _, err := c.Resource(obj)
+	ri, _, err := c.Resource(ctx, obj)
 	if err != nil {
 		return nil, &ObjectError{Op: "get", Object: RefOf(obj), Err: err}
 	}
