@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -17,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rorokube/roro/internal/testcluster"
 )
@@ -45,10 +42,8 @@ func roroForward(b *testing.B, tc *testcluster.Cluster, ns, target string) (*For
 	done := make(chan error, 1)
 	go func() { done <- f.Run(context.Background()) }()
 	b.Cleanup(func() { f.Stop(); <-done })
-	<-f.Ready()
-	deadline := time.Now().Add(30 * time.Second)
-	for f.Status().State != Connected && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if err := waitConnected(f, 30*time.Second); err != nil {
+		b.Fatalf("%s: %v", target, err) // a benchmark of a forward that never connected measures nothing
 	}
 	return f, "127.0.0.1:" + strconv.Itoa(f.Ports()[0].Local)
 }
@@ -173,148 +168,6 @@ func BenchmarkConcurrent200(b *testing.B) {
 	}
 	b.ReportMetric(float64(re), "roro-errors")
 	b.ReportMetric(float64(ke), "kubectl-errors")
-}
-
-// BenchmarkPodReplacement20 replaces the pod 20 times under a steady load of short requests
-// (a new connection each) and reports, per replacement, the time from the new pod's Ready to
-// the first request that succeeds through it, and the failed requests. kubectl port-forward
-// exits at the first replacement, so it runs restarted in a loop on a fixed port, as a user
-// would script it. roro's local port is checked to stay bound throughout.
-func BenchmarkPodReplacement20(b *testing.B) {
-	tc, _, ns, kubectl := benchFixture(b)
-	f, roro := roroForward(b, tc, ns, "deployment/echo")
-	// kubectl in a restart loop on a fixed free port.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	kport := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	loop := exec.Command("bash", "-c", fmt.Sprintf("while true; do %s --kubeconfig %s port-forward -n %s deployment/echo %d:7000 >/dev/null 2>&1; sleep 0.05; done", kubectl, tc.Kubeconfig, ns, kport))
-	loop.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := loop.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = syscall.Kill(-loop.Process.Pid, syscall.SIGKILL); _ = loop.Wait() })
-	kc := "127.0.0.1:" + strconv.Itoa(kport)
-	waitUp := func(addr string) {
-		deadline := time.Now().Add(30 * time.Second)
-		for echoOnce(addr, []byte("up?")) != nil && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitUp(roro)
-	waitUp(kc)
-	ctx := context.Background()
-	type side struct {
-		name     string
-		addr     string
-		recovery []time.Duration
-		failed   int
-	}
-	sides := []*side{{name: "roro", addr: roro}, {name: "kubectl", addr: kc}}
-	for _, s := range sides {
-		for range 20 * b.N {
-			pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			old := pods[0].Name
-			// Steady load in the background: one short request after another.
-			stop := make(chan struct{})
-			var mu sync.Mutex
-			var okAt []time.Time
-			failed := 0
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					reqStart := time.Now()
-					err := echoOnce(s.addr, []byte("ping"))
-					if took := time.Since(reqStart); took > time.Second && os.Getenv("RORO_BENCH_DEBUG") != "" {
-						fmt.Fprintf(os.Stderr, "%s request took %s (started %s, err %v)\n", s.name, took, reqStart.Format("15:04:05.000"), err)
-					}
-					if err != nil {
-						mu.Lock()
-						failed++
-						if s.name == "roro" && os.Getenv("RORO_BENCH_DEBUG") != "" {
-							fmt.Fprintf(os.Stderr, "roro request failed: %v; status %s %s\n", err, f.Status().State, f.Status().Reason)
-						}
-						mu.Unlock()
-						time.Sleep(5 * time.Millisecond)
-						continue
-					}
-					mu.Lock()
-					okAt = append(okAt, time.Now())
-					mu.Unlock()
-				}
-			}()
-			zero := int64(0)
-			if err := tc.Kube.CoreV1().Pods(ns).Delete(ctx, old, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-				b.Fatal(err)
-			}
-			var readyAt time.Time
-			err = testcluster.Poll(ctx, 5*time.Millisecond, func() (bool, error) {
-				list, err := tc.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
-				if err != nil {
-					return false, nil
-				}
-				for i := range list.Items {
-					p := &list.Items[i]
-					if p.Name != old && usable(p) {
-						readyAt = time.Now()
-						return true, nil
-					}
-				}
-				return false, nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			// Wait for a success after Ready, then stop the load.
-			var first time.Time
-			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-				mu.Lock()
-				for _, at := range okAt {
-					if at.After(readyAt) {
-						first = at
-						break
-					}
-				}
-				mu.Unlock()
-				if !first.IsZero() {
-					break
-				}
-			}
-			close(stop)
-			<-done
-			if first.IsZero() {
-				b.Fatalf("%s: no request succeeded within 30 s of the new pod's Ready", s.name)
-			}
-			s.recovery = append(s.recovery, first.Sub(readyAt))
-			if os.Getenv("RORO_BENCH_DEBUG") != "" && s.name == "roro" && first.Sub(readyAt) > time.Second {
-				st := f.Status()
-				fmt.Fprintf(os.Stderr, "slow recovery %s after Ready at %s, first success %s; events:\n", first.Sub(readyAt), readyAt.Format("15:04:05.000"), first.Format("15:04:05.000"))
-				for _, e := range st.Events {
-					if e.At.After(readyAt.Add(-2 * time.Second)) {
-						fmt.Fprintf(os.Stderr, "  %s\n", e)
-					}
-				}
-			}
-			s.failed += failed
-			if s.name == "roro" {
-				assertBoundB(b, f.Ports()[0].Local)
-			}
-		}
-	}
-	for _, s := range sides {
-		slices.Sort(s.recovery)
-		b.ReportMetric(float64(s.recovery[len(s.recovery)/2].Microseconds())/1000, s.name+"-p50-ms")
-		b.ReportMetric(float64(s.recovery[len(s.recovery)-1].Microseconds())/1000, s.name+"-max-ms")
-		b.ReportMetric(float64(s.failed)/float64(len(s.recovery)), s.name+"-failed/replacement")
-	}
 }
 
 func assertBoundB(b *testing.B, port int) {

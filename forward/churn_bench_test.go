@@ -1,0 +1,348 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rorokube/roro/internal/testcluster"
+)
+
+// The pod-churn benchmark runs each forward as its own process, roro's as kubectl's: this
+// test binary is roro's forward process when RORO_FORWARD_CHILD is set (the forward package
+// alone, as `roro forward` runs it, without the engine's set-up).
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("RORO_FORWARD_CHILD"); spec != "" {
+		os.Exit(forwardChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// forwardChild runs one forward, "kubeconfig|namespace|target|transport", prints
+// "ready ADDRESS" once it is connected, and runs until its standard input closes.
+func forwardChild(spec string) int {
+	f := strings.Split(spec, "|")
+	if len(f) != 4 {
+		fmt.Fprintln(os.Stderr, "RORO_FORWARD_CHILD: want kubeconfig|namespace|target|transport")
+		return 2
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", f[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fw, err := New(cfg, kube, Spec{Namespace: f[1], Target: f[2], Ports: []string{"0:7000"}}, Options{Transport: f[3]})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(context.Background()) }()
+	if err := waitConnected(fw, 30*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("ready 127.0.0.1:%d\n", fw.Ports()[0].Local)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	fw.Stop()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// waitConnected waits for the forward's ports and its first pod, or says why not.
+func waitConnected(f *Forward, within time.Duration) error {
+	deadline := time.After(within)
+	select {
+	case <-f.Ready():
+	case <-deadline:
+		return fmt.Errorf("the forward bound no port within %s", within)
+	}
+	for f.Status().State != Connected {
+		select {
+		case <-deadline:
+			st := f.Status()
+			return fmt.Errorf("the forward never connected within %s: %s %s", within, st.State, st.Reason)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// churnSide is one forward under churn: how it starts, and what its requests saw.
+type churnSide struct {
+	name  string
+	start func(b *testing.B) (addr string, stop func())
+	// holdsPort: the local port stays bound through the churn (roro's promise; checked after
+	// every replacement).
+	holdsPort bool
+}
+
+// churnResult is what the load saw through one side in one run.
+type churnResult struct {
+	latencies []time.Duration // every request, failed or not, until it ended
+	failed    int
+	outage    time.Duration // the longest time in which no request through it succeeded
+}
+
+// Client and churn parameters: four request loops with a 2 s client timeout (a failed
+// request is retried after 10 ms, as a client library would), 20 pod replacements 2 s apart.
+const (
+	churnLoops        = 4
+	churnTimeout      = 2 * time.Second
+	churnRetryPause   = 10 * time.Millisecond
+	churnReplacements = 20
+	churnEvery        = 2 * time.Second
+	churnRuns         = 3
+)
+
+// BenchmarkPodChurn deletes the one pod of a Deployment 20 times, every 2 s, under four
+// loops of short requests (a new connection each, a 2 s client timeout), through roro's
+// forward over WebSocket, roro's over SPDY (each a process of its own) and `kubectl
+// port-forward` restarted in a loop as soon as it exits (it ends at the first deletion),
+// three runs each, sides alternated. It reports, per side, the latency of every request
+// (p50, p99, max), the failed requests, and the longest time with no request succeeding.
+func BenchmarkPodChurn(b *testing.B) {
+	tc, _, ns, kubectl := benchFixture(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	roro := func(transport string) func(b *testing.B) (string, func()) {
+		return func(b *testing.B) (string, func()) {
+			cmd := exec.Command(self)
+			cmd.Env = append(os.Environ(), "RORO_FORWARD_CHILD="+strings.Join([]string{tc.Kubeconfig, ns, "deployment/echo", transport}, "|"))
+			return startChild(b, cmd, func(line string) (string, bool) { return strings.CutPrefix(line, "ready ") })
+		}
+	}
+	kube := func(b *testing.B) (string, func()) {
+		port := freePort(b)
+		loop := exec.Command("bash", "-c", fmt.Sprintf("while true; do %q --kubeconfig %q port-forward -n %q deployment/echo %d:7000 >/dev/null 2>&1; done",
+			kubectl, tc.Kubeconfig, ns, port))
+		loop.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := loop.Start(); err != nil {
+			b.Fatal(err)
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		stop := func() { _ = syscall.Kill(-loop.Process.Pid, syscall.SIGKILL); _ = loop.Wait() }
+		if err := waitServing(addr, 30*time.Second); err != nil {
+			stop()
+			b.Fatalf("kubectl port-forward: %v", err)
+		}
+		return addr, stop
+	}
+	sides := []churnSide{{"roro-websocket", roro(TransportWebSocket), true}, {"roro-spdy", roro(TransportSPDY), true}, {"kubectl", kube, false}}
+	results := map[string][]churnResult{}
+	for run := range churnRuns * b.N {
+		order := slices.Clone(sides)
+		if run%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, s := range order {
+			addr, stop := s.start(b)
+			res := churn(b, tc, ns, addr, s.holdsPort)
+			stop()
+			results[s.name] = append(results[s.name], res)
+		}
+	}
+	for _, s := range sides {
+		var all []time.Duration
+		failed := 0
+		var outage time.Duration
+		for _, r := range results[s.name] {
+			all = append(all, r.latencies...)
+			failed += r.failed
+			outage = max(outage, r.outage)
+		}
+		slices.Sort(all)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(float64(len(all))/float64(len(results[s.name])), s.name+"-requests/run")
+		b.ReportMetric(float64(failed)/float64(len(results[s.name])), s.name+"-failed/run")
+		b.ReportMetric(ms(all[len(all)/2]), s.name+"-p50-ms")
+		b.ReportMetric(ms(all[len(all)*99/100]), s.name+"-p99-ms")
+		b.ReportMetric(ms(all[len(all)-1]), s.name+"-max-ms")
+		b.ReportMetric(ms(outage), s.name+"-outage-ms")
+	}
+}
+
+// churn runs the load through addr while it replaces the pod churnReplacements times.
+func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort bool) churnResult {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var res churnResult
+	lastOK := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range churnLoops {
+		msg := []byte(fmt.Sprintf("ping %d", i))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				err := request(addr, msg)
+				end := time.Now()
+				mu.Lock()
+				res.latencies = append(res.latencies, end.Sub(start))
+				if err != nil {
+					res.failed++
+				} else {
+					res.outage = max(res.outage, start.Sub(lastOK))
+					lastOK = end
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(churnRetryPause)
+				}
+			}
+		})
+	}
+	zero := int64(0)
+	for range churnReplacements {
+		time.Sleep(churnEvery)
+		list, err := tc.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				if err := tc.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if holdsPort {
+			_, port, _ := net.SplitHostPort(addr)
+			n, _ := strconv.Atoi(port)
+			assertBoundB(b, n)
+		}
+	}
+	time.Sleep(churnEvery) // the last replacement under load too
+	close(stop)
+	wg.Wait()
+	return res
+}
+
+// request is one short request: a new connection, msg there and back, within the client
+// timeout.
+func request(addr string, msg []byte) error {
+	deadline := time.Now().Add(churnTimeout)
+	c, err := net.DialTimeout("tcp", addr, churnTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(deadline)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if string(got) != string(msg) {
+		return errors.New("wrong echo")
+	}
+	return nil
+}
+
+// startChild starts cmd with a pipe on its stdin (closing it ends the child) and returns the
+// address its first matching stdout line gives.
+func startChild(b *testing.B, cmd *exec.Cmd, match func(string) (string, bool)) (string, func()) {
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if addr, ok := match(sc.Text()); ok {
+				lines <- addr
+				_, _ = io.Copy(io.Discard, out)
+				return
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case addr, ok := <-lines:
+		if ok {
+			return addr, stop
+		}
+	case <-time.After(60 * time.Second):
+	}
+	stop()
+	b.Fatalf("%s never said it was ready", cmd.Path)
+	return "", nil
+}
+
+// waitServing waits until a request through addr succeeds.
+func waitServing(addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := request(addr, []byte("up?"))
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no request through %s succeeded within %s: %w", addr, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort returns a port that was free a moment ago, for kubectl's fixed local port.
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
