@@ -70,6 +70,12 @@ func dialPod(cfg *rest.Config, u *url.URL, transport string) (httpstream.Connect
 
 // podConn is the one upgraded connection to one pod that carries every local connection
 // sent there, each as its own pair of streams.
+//
+// It has its own done signal, closed by Roro's close and by the transport's closing,
+// whichever comes first; every wait on the connection selects on it. The transport's own
+// signal (CloseChan) is not enough: after Roro closes an SPDY connection it fires only once
+// the far side drops it, which over WebSocket is at the client's next write (the keepalive
+// ping, up to 10 s later) and may be never.
 type podConn struct {
 	pod   string
 	uid   string
@@ -78,10 +84,30 @@ type podConn struct {
 	ids   atomic.Int64
 	once  sync.Once
 
+	done     chan struct{}
+	doneOnce sync.Once
+
 	mu      sync.Mutex
 	closed  bool
 	streams map[httpstream.Stream]struct{} // open, so close can reset them
 }
+
+// newPodConn wraps an upgraded connection to pod; its done signal follows the transport's
+// closing from now on.
+func newPodConn(pod, uid string, conn httpstream.Connection, ports map[string]int) *podConn {
+	pc := &podConn{pod: pod, uid: uid, conn: conn, ports: ports, done: make(chan struct{})}
+	go func() {
+		select {
+		case <-conn.CloseChan():
+			pc.finish()
+		case <-pc.done:
+		}
+	}()
+	return pc
+}
+
+// finish fires the done signal; idempotent.
+func (pc *podConn) finish() { pc.doneOnce.Do(func() { close(pc.done) }) }
 
 // errBroken means the upgraded connection itself failed; the local connection may be retried
 // on a new one.
@@ -150,7 +176,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 	}
 	defer pc.release(data)
 
-	var inBytes, outBytes atomic.Int64
+	var inBytes atomic.Int64
 	remoteDone := make(chan struct{})
 	go func() {
 		n, _ := io.Copy(&countingWriter{w: local, n: cnt.in, first: cnt.answered}, data)
@@ -159,8 +185,7 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 	}()
 	localDone := make(chan struct{})
 	go func() {
-		n, _ := io.Copy(&countingWriter{w: data, n: cnt.out}, local)
-		outBytes.Store(n)
+		_, _ = io.Copy(&countingWriter{w: data, n: cnt.out}, local)
 		_ = data.Close() // the local side is done sending
 		close(localDone)
 	}()
@@ -169,9 +194,9 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 	case <-localDone:
 		select { // wait for the pod's answer, or for its end
 		case <-remoteDone:
-		case <-pc.conn.CloseChan():
+		case <-pc.done:
 		}
-	case <-pc.conn.CloseChan():
+	case <-pc.done:
 	}
 	_ = data.Reset()
 	var failure error
@@ -180,8 +205,16 @@ func (pc *podConn) serve(local net.Conn, port int, cnt counters) (moved bool, er
 		if msg != "" {
 			failure = &refusedError{port: port, msg: msg}
 		}
-	case <-pc.conn.CloseChan():
+	case <-pc.done:
 		failure = fmt.Errorf("%w: closed while in use", errBroken)
+	}
+	// Whether the pod answered is known only once the copy from it has ended: the reset ends
+	// its read; a local side that does not read could hold its write, so that is cut short.
+	select {
+	case <-remoteDone:
+	case <-time.After(time.Second):
+		_ = local.SetWriteDeadline(time.Now())
+		<-remoteDone
 	}
 	moved = inBytes.Load() > 0
 	if !moved {
@@ -233,7 +266,7 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 			pc.track(r.s)
 		}
 		return r.s, r.err
-	case <-pc.conn.CloseChan():
+	case <-pc.done:
 		return nil, errors.New("connection closed")
 	case <-timer.C:
 		pc.close()
@@ -241,12 +274,14 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 	}
 }
 
-// close ends the upgraded connection, and with it every stream on it; idempotent.
-// close resets the streams still open, then closes the connection. The reset comes first:
-// closing an SPDY connection waits for every open stream to end, and a stream whose local
-// side is idle would never end by itself.
+// close ends the pod connection at once, and with it every stream on it; idempotent. It
+// fires the done signal first, so every request waiting on the connection moves on now (to
+// the next pod when the pod never answered it), resets the streams still open, and closes the
+// transport in the background: closing an SPDY connection sends GOAWAY and then waits,
+// without a bound, for every stream the far side may never answer.
 func (pc *podConn) close() {
 	pc.once.Do(func() {
+		pc.finish()
 		pc.mu.Lock()
 		pc.closed = true
 		open := pc.streams
@@ -255,7 +290,7 @@ func (pc *podConn) close() {
 		for s := range open {
 			_ = s.Reset()
 		}
-		_ = pc.conn.Close()
+		go func() { _ = pc.conn.Close() }()
 	})
 }
 
@@ -282,10 +317,10 @@ func (pc *podConn) release(s httpstream.Stream) {
 	pc.conn.RemoveStreams(s)
 }
 
-// broken reports whether the upgraded connection has closed.
+// broken reports whether the pod connection has ended (closed by Roro or by the transport).
 func (pc *podConn) broken() bool {
 	select {
-	case <-pc.conn.CloseChan():
+	case <-pc.done:
 		return true
 	default:
 		return false

@@ -270,7 +270,7 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 	backoff := 50 * time.Millisecond
 	var retry <-chan time.Time
 	for {
-		var lost <-chan bool
+		var lost <-chan struct{}
 		if err := f.reconcile(ctx, inf); err != nil {
 			d := backoff/2 + rand.N(backoff/2+1)
 			retry = f.opts.After(d)
@@ -281,7 +281,7 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 		}
 		f.mu.Lock()
 		if f.current != nil {
-			lost = f.current.conn.CloseChan()
+			lost = f.current.done
 		}
 		f.mu.Unlock()
 		select {
@@ -374,7 +374,7 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 			f.setState(Reconnecting, pod.Name, "cannot reach pod "+pod.Name+": "+err.Error())
 			return err
 		}
-		pc = &podConn{pod: pod.Name, uid: string(pod.UID), conn: conn, ports: ports}
+		pc = newPodConn(pod.Name, string(pod.UID), conn, ports)
 		f.mu.Lock()
 		f.conns[pc.uid] = pc
 		f.mu.Unlock()
