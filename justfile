@@ -22,6 +22,10 @@ test *ARGS:
 bench *ARGS:
     ci/bench {{ARGS}}
 
+# Rewrite the README's benchmark figures from ci/bench's output (bench.out, or the file given; -print to only show them)
+bench-tables *ARGS:
+    ci/bench-tables {{ARGS}}
+
 # Fuzz whole hostile workspaces through load, validate and render (FUZZTIME, default 5m)
 fuzz:
     ci/fuzz

@@ -3,10 +3,10 @@ package render_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/render/worker"
 	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/internal/benchkit"
 	"github.com/rorokube/roro/internal/testfs"
 )
 
@@ -222,21 +223,21 @@ func renderWorkspace(b *testing.B, dir string, x render.Executor) int {
 	return objects
 }
 
+// workspacePairs is how many pairs of samples BenchmarkWorkspace500 takes: one render with
+// worker processes and one in-process each, the order alternated.
+const workspacePairs = 4
+
 // BenchmarkWorkspace500 loads, validates and renders a generated workspace of 500 apps with
 // 10 manifests each on the go engine (target: under 1 s), as Roro does: templates run in
 // bounded worker processes, a fresh pool each time as a CLI command starts one. In the
-// same run, order alternated, it renders with the templates in-process, and reports the
-// worker processes' cost as a ratio with its spread. With RORO_HELM set to a helm binary
-// (ci/bench builds one), it also runs `helm template` on the equivalent chart.
+// same run, workspacePairs pairs with the order alternated, it renders with the templates
+// in-process, and reports the min, median and max of each in ms and of the worker
+// processes' cost (workers/inproc, pair by pair). It runs in this process and prints
+// nothing: BenchmarkRenderVsHelm compares the `roro render` command with `helm template`.
 func BenchmarkWorkspace500(b *testing.B) {
 	const apps = 500
 	dir := b.TempDir()
 	writeBenchWorkspace(b, filepath.Join(dir, "ws"), apps)
-	helm := os.Getenv("RORO_HELM")
-	if helm != "" {
-		writeBenchChart(b, filepath.Join(dir, "chart"), apps)
-	}
-	var roroTime, helmTime time.Duration
 	var pooled, inproc []time.Duration
 	manifests := 0
 	withPool := func() {
@@ -244,13 +245,9 @@ func BenchmarkWorkspace500(b *testing.B) {
 		defer pool.Close()
 		start := time.Now()
 		manifests = renderWorkspace(b, filepath.Join(dir, "ws"), pool)
-		d := time.Since(start)
-		roroTime += d
-		pooled = append(pooled, d)
+		pooled = append(pooled, time.Since(start))
 	}
 	inProcess := func() {
-		b.StopTimer()
-		defer b.StartTimer()
 		start := time.Now()
 		if n := renderWorkspace(b, filepath.Join(dir, "ws"), render.InProcess{}); n != manifests {
 			b.Fatalf("in-process render made %d objects, the workers %d", n, manifests)
@@ -258,48 +255,124 @@ func BenchmarkWorkspace500(b *testing.B) {
 		inproc = append(inproc, time.Since(start))
 	}
 	b.ResetTimer()
-	for i := range b.N {
-		if i%2 == 0 {
-			withPool()
-			inProcess()
-		} else {
-			inProcess()
-			withPool()
-		}
-		if helm != "" {
-			b.StopTimer()
-			start := time.Now()
-			out, err := exec.Command(helm, "template", "bench", filepath.Join(dir, "chart")).CombinedOutput()
-			if err != nil {
-				b.Fatalf("helm template: %v\n%.2000s", err, out)
+	for range b.N {
+		for i := range workspacePairs {
+			if benchkit.ABBA(i) {
+				withPool()
+				inProcess()
+			} else {
+				inProcess()
+				withPool()
 			}
-			helmTime += time.Since(start)
-			if n := strings.Count(string(out), "\nkind: "); n != manifests {
-				b.Fatalf("helm rendered %d objects, roro %d", n, manifests)
-			}
-			b.StartTimer()
 		}
 	}
+	b.StopTimer()
 	if manifests != apps*len(benchManifests) {
 		b.Fatalf("rendered %d objects, want %d", manifests, apps*len(benchManifests))
 	}
-	perRoro := float64(roroTime.Microseconds()) / float64(b.N) / float64(manifests)
-	b.ReportMetric(float64(roroTime.Milliseconds())/float64(b.N), "roro-ms/workspace")
-	b.ReportMetric(perRoro, "roro-µs/manifest")
-	ratios := make([]float64, len(pooled))
-	for i := range pooled {
-		ratios[i] = float64(pooled[i]) / float64(inproc[i])
+	benchkit.Report(b, "workers-ms", benchkit.Ms(pooled))
+	benchkit.Report(b, "inproc-ms", benchkit.Ms(inproc))
+	benchkit.Report(b, "workers/inproc", benchkit.Ratios(pooled, inproc))
+	b.ReportMetric(float64(len(pooled)), "pairs")
+	b.ReportMetric(float64(manifests), "manifests")
+}
+
+// renderPairs is how many pairs of samples BenchmarkRenderVsHelm takes on all cores, and
+// again on one: one `roro render` and one `helm template` each, the order alternated.
+const renderPairs = 5
+
+// BenchmarkRenderVsHelm compares, as a user runs them, `roro render --show-secrets` of the
+// generated workspace of 500 apps × 10 manifests (every app; YAML, as helm prints it, secrets
+// included) with `helm template` on the equivalent chart (the same 5,000 templates in one
+// chart; RORO_HELM names the helm binary, which ci/bench builds). Both are fresh processes
+// (roro built once: benchkit.Roro) writing their YAML to /dev/null. After one untimed run of
+// each that checks both print the 5,000 objects, it takes renderPairs pairs, the order
+// alternated, and reports each side's min, median and max in ms and those of the ratio
+// roro/helm of each pair; then the same pinned to one core (taskset -c 0 on both: roro's
+// template workers are its children and inherit the affinity), as 1core-….
+func BenchmarkRenderVsHelm(b *testing.B) {
+	const apps = 500
+	helm := os.Getenv("RORO_HELM")
+	if helm == "" {
+		b.Skip("RORO_HELM is not set: no helm to compare with (ci/bench builds helm and sets it)")
 	}
-	slices.Sort(ratios)
-	b.ReportMetric(ratios[0], "workers/inproc-min")
-	b.ReportMetric(ratios[len(ratios)/2], "workers/inproc-median")
-	b.ReportMetric(ratios[len(ratios)-1], "workers/inproc-max")
-	if helm != "" {
-		perHelm := float64(helmTime.Microseconds()) / float64(b.N) / float64(manifests)
-		b.ReportMetric(float64(helmTime.Milliseconds())/float64(b.N), "helm-ms/chart")
-		b.ReportMetric(perHelm, "helm-µs/manifest")
-		b.ReportMetric(perHelm/perRoro, "helm/roro")
-	} else {
-		b.Log("RORO_HELM is not set: helm template not compared (ci/bench builds helm and sets it)")
+	roro := benchkit.Roro(b)
+	dir := b.TempDir()
+	ws, chart := filepath.Join(dir, "ws"), filepath.Join(dir, "chart")
+	writeBenchWorkspace(b, ws, apps)
+	writeBenchChart(b, chart, apps)
+	env := append(os.Environ(), "XDG_STATE_HOME="+b.TempDir(), "HELM_CACHE_HOME="+b.TempDir(),
+		"HELM_CONFIG_HOME="+b.TempDir(), "HELM_DATA_HOME="+b.TempDir())
+	commands := map[string][]string{
+		"roro": {roro, "--workspace", ws, "render", "--show-secrets"},
+		"helm": {helm, "template", "bench", chart},
 	}
+	// run runs one side, pinned to cpu 0 when one is set, with its output to w (nil: /dev/null).
+	run := func(side string, oneCore bool, w io.Writer) time.Duration {
+		args := commands[side]
+		if oneCore {
+			args = append([]string{"taskset", "-c", "0"}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = env
+		cmd.Stdout = w
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		start := time.Now()
+		err := cmd.Run()
+		d := time.Since(start)
+		if err != nil {
+			b.Fatalf("%s: %v\n%.2000s", strings.Join(args, " "), err, stderr.String())
+		}
+		return d
+	}
+	// The untimed check, which also warms the binaries' pages and the files' cache.
+	for side := range commands {
+		var out strings.Builder
+		run(side, false, &out)
+		if n := strings.Count(out.String(), "\nkind: "); n != apps*len(benchManifests) {
+			b.Fatalf("%s printed %d objects, want %d", side, n, apps*len(benchManifests))
+		}
+	}
+	_, err := exec.LookPath("taskset")
+	pinned := err == nil
+	if !pinned {
+		b.Log("taskset is not installed: no one-core comparison")
+	}
+	samples := func(oneCore bool) (roroTimes, helmTimes []time.Duration) {
+		for i := range renderPairs {
+			order := []string{"roro", "helm"}
+			if !benchkit.ABBA(i) {
+				order = []string{"helm", "roro"}
+			}
+			got := map[string]time.Duration{}
+			for _, side := range order {
+				got[side] = run(side, oneCore, nil)
+			}
+			b.Logf("one core %v, pair %d (%s first): roro %s, helm %s", oneCore, i, order[0], got["roro"].Round(time.Millisecond), got["helm"].Round(time.Millisecond))
+			roroTimes, helmTimes = append(roroTimes, got["roro"]), append(helmTimes, got["helm"])
+		}
+		return roroTimes, helmTimes
+	}
+	var roroAll, helmAll, roroOne, helmOne []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		r, h := samples(false)
+		roroAll, helmAll = append(roroAll, r...), append(helmAll, h...)
+		if pinned {
+			r, h = samples(true)
+			roroOne, helmOne = append(roroOne, r...), append(helmOne, h...)
+		}
+	}
+	b.StopTimer()
+	benchkit.Report(b, "roro-ms", benchkit.Ms(roroAll))
+	benchkit.Report(b, "helm-ms", benchkit.Ms(helmAll))
+	benchkit.Report(b, "roro/helm", benchkit.Ratios(roroAll, helmAll))
+	if pinned {
+		benchkit.Report(b, "1core-roro-ms", benchkit.Ms(roroOne))
+		benchkit.Report(b, "1core-helm-ms", benchkit.Ms(helmOne))
+		benchkit.Report(b, "1core-roro/helm", benchkit.Ratios(roroOne, helmOne))
+	}
+	b.ReportMetric(float64(len(roroAll)), "pairs")
+	b.ReportMetric(float64(apps*len(benchManifests)), "manifests")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/core/workspace"
+	"github.com/rorokube/roro/internal/benchkit"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
 )
@@ -57,90 +58,119 @@ spec:
 	return b.String()
 }
 
-// BenchmarkUp50 compares, in one run on the same rendered manifests, `roro up` of a 50-object
-// app (apply and wait until healthy) with `kubectl apply --server-side -f` followed by
-// `kubectl wait --for=condition=Available` on its Deployments. Each iteration uses fresh
-// namespaces; teardown is not timed. Target: roro at most half kubectl's time.
+// up50Pairs is how many pairs of samples BenchmarkUp50 takes: one roro up and one kubectl
+// run each, the order alternated.
+const up50Pairs = 5
+
+// BenchmarkUp50 compares, on the same rendered manifests, `roro up` of a 50-object app
+// (apply and wait until healthy) with `kubectl apply --server-side -f` followed by
+// `kubectl wait --for=condition=Available` on its Deployments, both as fresh processes (the
+// roro binary, built once: benchkit.Roro). It takes up50Pairs pairs, the order alternated
+// (roro first, then kubectl first, …), each sample in fresh namespaces on a quiet cluster
+// (the last sample's namespaces gone first; teardown is not timed), after one untimed round
+// of each. It reports each side's min, median and max in ms and those of the ratio
+// roro/kubectl of each pair. Target: roro at most half kubectl's time.
 func BenchmarkUp50(b *testing.B) {
 	tc := testcluster.Get(b)
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		b.Skip("kubectl not on PATH (ci/bench puts the test cluster's there)")
 	}
+	roro := benchkit.Roro(b)
 	dir := testfs.Layout(b, map[string]string{
 		"roro.json":                   `{"name": "bench", "members": ["apps/*"]}`,
 		"apps/fifty/app.json":         `{"manifests": ["manifests/*.yaml"], "values": {"tag": "1"}}`,
 		"apps/fifty/manifests/a.yaml": fiftyObjects(),
 	})
-	ctx := context.Background()
-	var roroTime, kubectlTime time.Duration
-	b.ResetTimer()
-	for i := range b.N {
-		b.StopTimer()
-		ns := fmt.Sprintf("bench-roro-%d-%d", time.Now().UnixNano()%1e6, i)
-		app := fmt.Sprintf(`{"namespace": %q, "manifests": ["manifests/*.yaml"], "values": {"tag": "1"}}`, ns)
-		if err := os.WriteFile(filepath.Join(dir, "apps/fifty/app.json"), []byte(app), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		ws, err := workspace.Load(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rt := kubeEngine(b, tc, ws)
-		b.StartTimer()
-		start := time.Now()
-		if err := runUp(ctx, rt, UpRequest{}); err != nil {
-			b.Fatal(err)
-		}
-		roroTime += time.Since(start)
-		b.StopTimer()
-		_ = rt.Close()
-
-		// The same objects, rendered the same way, for kubectl, into their own namespace.
-		kns := strings.Replace(ns, "roro", "kubectl", 1)
-		res, err := render.App(context.Background(), render.InProcess{}, ws, ws.App("fifty"), render.Request{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var manifest strings.Builder
-		manifest.WriteString("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + kns + "\n")
-		for _, o := range res.Objects {
-			c := o.DeepCopy()
-			c.SetNamespace(kns)
-			y, _ := yaml.Marshal(c.Object)
-			manifest.WriteString("---\n")
-			manifest.Write(y)
-		}
-		path := filepath.Join(dir, "kubectl.yaml")
-		if err := os.WriteFile(path, []byte(manifest.String()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		start = time.Now()
-		if out, err := exec.Command(kubectl, "--kubeconfig", tc.Kubeconfig, "apply", "--server-side", "-f", path).CombinedOutput(); err != nil {
-			b.Fatalf("kubectl apply: %v\n%s", err, out)
-		}
-		if out, err := exec.Command(kubectl, "--kubeconfig", tc.Kubeconfig, "wait", "--for=condition=Available",
-			"deployment", "--all", "-n", kns, "--timeout=120s").CombinedOutput(); err != nil {
-			b.Fatalf("kubectl wait: %v\n%s", err, out)
-		}
-		kubectlTime += time.Since(start)
-		b.StopTimer()
-		// Each run starts on a quiet cluster: the last run's namespaces are gone first.
-		for _, n := range []string{ns, kns} {
-			_ = tc.Kube.CoreV1().Namespaces().Delete(ctx, n, metav1.DeleteOptions{})
-		}
-		for _, n := range []string{ns, kns} {
-			_ = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-				_, err := tc.Kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
-				return apierrors.IsNotFound(err), nil
-			})
-		}
-		b.StartTimer()
+	// The objects for kubectl, rendered the way roro renders them (namespace set per sample).
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		b.Fatal(err)
 	}
-	roroMS := float64(roroTime.Milliseconds()) / float64(b.N)
-	kubectlMS := float64(kubectlTime.Milliseconds()) / float64(b.N)
-	b.ReportMetric(roroMS, "roro-ms/up")
-	b.ReportMetric(kubectlMS, "kubectl-ms/up")
-	b.ReportMetric(roroMS/kubectlMS, "roro/kubectl")
+	res, err := render.App(context.Background(), render.InProcess{}, ws, ws.App("fifty"), render.Request{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	env := append(os.Environ(), "XDG_STATE_HOME="+b.TempDir())
+	run := func(name string, args ...string) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+		}
+	}
+	gone := func(ns string) {
+		_ = tc.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+		_ = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+			_, err := tc.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+	}
+	sample := 0
+	// up times one side in a fresh namespace, then removes it (untimed).
+	up := map[string]func() time.Duration{
+		"roro": func() time.Duration {
+			ns := testcluster.UniqueName(fmt.Sprintf("bench-roro-%d", sample))
+			app := fmt.Sprintf(`{"namespace": %q, "manifests": ["manifests/*.yaml"], "values": {"tag": "1"}}`, ns)
+			if err := os.WriteFile(filepath.Join(dir, "apps/fifty/app.json"), []byte(app), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			run(roro, "--kubeconfig", tc.Kubeconfig, "--workspace", dir, "up")
+			d := time.Since(start)
+			gone(ns)
+			return d
+		},
+		"kubectl": func() time.Duration {
+			ns := testcluster.UniqueName(fmt.Sprintf("bench-kubectl-%d", sample))
+			var manifest strings.Builder
+			manifest.WriteString("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n")
+			for _, o := range res.Objects {
+				c := o.DeepCopy()
+				c.SetNamespace(ns)
+				y, err := yaml.Marshal(c.Object)
+				if err != nil {
+					b.Fatal(err)
+				}
+				manifest.WriteString("---\n")
+				manifest.Write(y)
+			}
+			path := filepath.Join(dir, "kubectl.yaml")
+			if err := os.WriteFile(path, []byte(manifest.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			run(kubectl, "--kubeconfig", tc.Kubeconfig, "apply", "--server-side", "-f", path)
+			run(kubectl, "--kubeconfig", tc.Kubeconfig, "wait", "--for=condition=Available", "deployment", "--all", "-n", ns, "--timeout=120s")
+			d := time.Since(start)
+			gone(ns)
+			return d
+		},
+	}
+	// One untimed round first: the binaries' pages, the server's discovery and caches.
+	up["roro"]()
+	up["kubectl"]()
+	var roroTimes, kubectlTimes []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i := range up50Pairs {
+			sample++
+			order := []string{"roro", "kubectl"}
+			if !benchkit.ABBA(i) {
+				order = []string{"kubectl", "roro"}
+			}
+			got := map[string]time.Duration{}
+			for _, side := range order {
+				got[side] = up[side]()
+			}
+			b.Logf("pair %d (%s first): roro %s, kubectl %s", i, order[0], got["roro"].Round(time.Millisecond), got["kubectl"].Round(time.Millisecond))
+			roroTimes, kubectlTimes = append(roroTimes, got["roro"]), append(kubectlTimes, got["kubectl"])
+		}
+	}
+	b.StopTimer()
+	benchkit.Report(b, "roro-ms", benchkit.Ms(roroTimes))
+	benchkit.Report(b, "kubectl-ms", benchkit.Ms(kubectlTimes))
+	benchkit.Report(b, "roro/kubectl", benchkit.Ratios(roroTimes, kubectlTimes))
+	b.ReportMetric(float64(len(roroTimes)), "pairs")
 }
