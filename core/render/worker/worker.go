@@ -80,6 +80,9 @@ func New(opts Options) *Pool {
 	return &Pool{opts: opts, slots: make(chan struct{}, opts.Workers)}
 }
 
+// Size is how many renders the pool runs at once: more callers wait their turn.
+func (p *Pool) Size() int { return cap(p.slots) }
+
 // self starts this executable as a worker.
 func self() (*exec.Cmd, error) {
 	exe, err := os.Executable()
