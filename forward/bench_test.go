@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rorokube/roro/internal/benchkit"
 	"github.com/rorokube/roro/internal/testcluster"
 )
 
@@ -73,6 +74,20 @@ func kubectlForward(b *testing.B, kubectl, kubeconfig, ns, target, local string)
 	return nil, ""
 }
 
+// roroProcess runs roro's forward to target as a process of its own (as kubectl's is), over
+// the default transport, and returns its local address.
+func roroProcess(b *testing.B, tc *testcluster.Cluster, ns, target string) string {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "RORO_FORWARD_CHILD="+strings.Join([]string{tc.Kubeconfig, ns, target, TransportAuto}, "|"))
+	addr, stop := startChild(b, cmd, func(line string) (string, bool) { return strings.CutPrefix(line, "ready ") })
+	b.Cleanup(stop)
+	return addr
+}
+
 // transfer sends n random bytes through addr to the echo and reads them back.
 func transfer(addr string, payload []byte) (time.Duration, error) {
 	start := time.Now()
@@ -80,59 +95,76 @@ func transfer(addr string, payload []byte) (time.Duration, error) {
 	return time.Since(start), err
 }
 
-// BenchmarkThroughput256MiB moves 256 MiB each way through roro, kubectl port-forward and a
-// direct loopback connection to the pod's own server, and reports MB/s and ratios.
+// BenchmarkThroughput256MiB moves 256 MiB each way through roro's forward and kubectl
+// port-forward (each a process of its own) and a direct loopback connection to the pod's own
+// server, 5 rounds with roro and kubectl alternating which goes first, and reports each
+// one's MB/s and roro/kubectl round by round as min/median/max.
 func BenchmarkThroughput256MiB(b *testing.B) {
 	tc, binder, ns, kubectl := benchFixture(b)
 	pod := binder.Servers()[0]
-	_, roro := roroForward(b, tc, ns, "pod/"+pod.Pod)
+	roro := roroProcess(b, tc, ns, "pod/"+pod.Pod)
 	_, kc := kubectlForward(b, kubectl, tc.Kubeconfig, ns, "pod/"+pod.Pod, "0")
 	payload := make([]byte, 256<<20)
 	_, _ = rand.Read(payload)
-	var direct, viaRoro, viaKubectl time.Duration
-	for range b.N {
-		for _, run := range []struct {
-			addr string
-			into *time.Duration
-		}{{pod.Addr.String(), &direct}, {roro, &viaRoro}, {kc, &viaKubectl}} {
-			d, err := transfer(run.addr, payload)
-			if err != nil {
-				b.Fatalf("%s: %v", run.addr, err)
-			}
-			*run.into += d
+	mbps := func(addr string) float64 {
+		d, err := transfer(addr, payload)
+		if err != nil {
+			b.Fatalf("%s: %v", addr, err)
 		}
+		return float64(len(payload)) / d.Seconds() / 1e6
 	}
-	mbps := func(d time.Duration) float64 { return float64(len(payload)) * float64(b.N) / d.Seconds() / 1e6 }
-	b.ReportMetric(mbps(viaRoro), "roro-MB/s")
-	b.ReportMetric(mbps(viaKubectl), "kubectl-MB/s")
-	b.ReportMetric(mbps(direct), "direct-MB/s")
-	b.ReportMetric(mbps(viaRoro)/mbps(viaKubectl), "roro/kubectl")
-	b.ReportMetric(mbps(viaRoro)/mbps(direct), "roro/direct")
-	b.ReportMetric(mbps(viaKubectl)/mbps(direct), "kubectl/direct")
+	var direct, viaRoro, viaKubectl, ratio []float64
+	for round := range 5 * b.N {
+		direct = append(direct, mbps(pod.Addr.String()))
+		var r, k float64
+		if benchkit.ABBA(round) {
+			r, k = mbps(roro), mbps(kc)
+		} else {
+			k, r = mbps(kc), mbps(roro)
+		}
+		viaRoro, viaKubectl, ratio = append(viaRoro, r), append(viaKubectl, k), append(ratio, r/k)
+	}
+	benchkit.Report(b, "roro-MB/s", viaRoro)
+	benchkit.Report(b, "kubectl-MB/s", viaKubectl)
+	benchkit.Report(b, "direct-MB/s", direct)
+	benchkit.Report(b, "roro/kubectl", ratio)
+	b.ReportMetric(float64(len(ratio)), "rounds")
 }
 
 // BenchmarkLatency1000 makes 1,000 sequential short connections (16 bytes there and back)
-// through each and reports p50 and p99.
+// through each forward (each a process of its own), in 10 rounds of 100 that alternate which
+// goes first, and reports p50 and p99 over all of them.
 func BenchmarkLatency1000(b *testing.B) {
 	tc, binder, ns, kubectl := benchFixture(b)
 	pod := binder.Servers()[0]
-	_, roro := roroForward(b, tc, ns, "pod/"+pod.Pod)
+	roro := roroProcess(b, tc, ns, "pod/"+pod.Pod)
 	_, kc := kubectlForward(b, kubectl, tc.Kubeconfig, ns, "pod/"+pod.Pod, "0")
 	msg := []byte("0123456789abcdef")
-	measure := func(addr string) (p50, p99 time.Duration) {
-		var d []time.Duration
-		for range 1000 * b.N {
+	var viaRoro, viaKubectl []time.Duration
+	round := func(addr string, into *[]time.Duration) {
+		for range 100 {
 			start := time.Now()
 			if err := echoOnce(addr, msg); err != nil {
 				b.Fatalf("%s: %v", addr, err)
 			}
-			d = append(d, time.Since(start))
+			*into = append(*into, time.Since(start))
 		}
+	}
+	for i := range 10 * b.N {
+		if benchkit.ABBA(i) {
+			round(roro, &viaRoro)
+			round(kc, &viaKubectl)
+		} else {
+			round(kc, &viaKubectl)
+			round(roro, &viaRoro)
+		}
+	}
+	pct := func(d []time.Duration) (time.Duration, time.Duration) {
 		slices.Sort(d)
 		return d[len(d)/2], d[len(d)*99/100]
 	}
-	r50, r99 := measure(roro)
-	k50, k99 := measure(kc)
+	r50, r99 := pct(viaRoro)
+	k50, k99 := pct(viaKubectl)
 	b.ReportMetric(float64(r50.Microseconds())/1000, "roro-p50-ms")
 	b.ReportMetric(float64(r99.Microseconds())/1000, "roro-p99-ms")
 	b.ReportMetric(float64(k50.Microseconds())/1000, "kubectl-p50-ms")
@@ -143,7 +175,7 @@ func BenchmarkLatency1000(b *testing.B) {
 func BenchmarkConcurrent200(b *testing.B) {
 	tc, binder, ns, kubectl := benchFixture(b)
 	pod := binder.Servers()[0]
-	_, roro := roroForward(b, tc, ns, "pod/"+pod.Pod)
+	roro := roroProcess(b, tc, ns, "pod/"+pod.Pod)
 	_, kc := kubectlForward(b, kubectl, tc.Kubeconfig, ns, "pod/"+pod.Pod, "0")
 	burst := func(addr string) int {
 		var wg sync.WaitGroup

@@ -67,6 +67,32 @@ var regions = []region{
 {{spread "workers-ms"}}, in-process {{spread "inproc-ms"}}; workers/in-process, pair by pair,
 {{ratioSpread "workers/inproc"}}.
 `},
+	{name: "forward-throughput", benchmark: "BenchmarkThroughput256MiB", text: `
+| 256 MiB each way, {{int "rounds"}} rounds, order alternated | min | median | max |
+|---|---|---|---|
+| roro's forward | {{dec "roro-MB/s-min" 0}} MB/s | {{dec "roro-MB/s-median" 0}} MB/s | {{dec "roro-MB/s-max" 0}} MB/s |
+| ` + "`kubectl port-forward`" + ` | {{dec "kubectl-MB/s-min" 0}} MB/s | {{dec "kubectl-MB/s-median" 0}} MB/s | {{dec "kubectl-MB/s-max" 0}} MB/s |
+| roro/kubectl, round by round | {{ratio "roro/kubectl-min"}} | {{ratio "roro/kubectl-median"}} | {{ratio "roro/kubectl-max"}} |
+| direct loopback to the pod's server | {{dec "direct-MB/s-min" 0}} MB/s | {{dec "direct-MB/s-median" 0}} MB/s | {{dec "direct-MB/s-max" 0}} MB/s |
+`},
+	{name: "forward-latency", benchmark: "BenchmarkLatency1000", text: `
+1,000 short connections each, in rounds of 100 alternating which goes first: roro p50
+{{dec "roro-p50-ms" 2}} ms, p99 {{dec "roro-p99-ms" 2}} ms; kubectl p50 {{dec "kubectl-p50-ms" 2}} ms, p99
+{{dec "kubectl-p99-ms" 2}} ms. 200 connections at once: see below.
+`},
+	{name: "forward-concurrent", benchmark: "BenchmarkConcurrent200", text: `
+200 connections at once: roro {{int "roro-errors"}} errors, kubectl {{int "kubectl-errors"}} errors.
+`},
+	{name: "forward-churn", benchmark: "BenchmarkPodChurn", text: `
+| per run (3 runs each, sides alternated) | requests | failed | p50 | p99 | max | longest outage |
+|---|---|---|---|---|---|---|
+| roro, WebSocket | {{int "roro-websocket-requests/run"}} | {{dec "roro-websocket-failed/run" 1}} | {{dec "roro-websocket-p50-ms" 1}} ms | {{dec "roro-websocket-p99-ms" 1}} ms | {{int "roro-websocket-max-ms"}} ms | {{int "roro-websocket-outage-ms"}} ms |
+| roro, SPDY | {{int "roro-spdy-requests/run"}} | {{dec "roro-spdy-failed/run" 1}} | {{dec "roro-spdy-p50-ms" 1}} ms | {{dec "roro-spdy-p99-ms" 1}} ms | {{int "roro-spdy-max-ms"}} ms | {{int "roro-spdy-outage-ms"}} ms |
+| ` + "`kubectl port-forward`" + `, restarted at once when it exits | {{int "kubectl-requests/run"}} | {{dec "kubectl-failed/run" 1}} | {{dec "kubectl-p50-ms" 1}} ms | {{dec "kubectl-p99-ms" 1}} ms | {{int "kubectl-max-ms"}} ms | {{int "kubectl-outage-ms"}} ms |
+`},
+	{name: "forward-idle", benchmark: "BenchmarkIdleForwards", text: `
+10 forwards idle for 60 s: {{dec "cpu-%core" 3}} % of a core; resident memory {{dec "rss-start-MiB" 1}} MiB, {{dec "rss-growth-MiB" 2}} MiB more at the end.
+`},
 	{name: "snapshot", benchmark: "BenchmarkSnapshotDelay", text: `
 {{int "samples"}} samples, median (min–max): {{spread "delay-ms"}}; negative delays: {{int "negative"}}.
 `},
@@ -146,6 +172,11 @@ func fill(rg region, res result) (string, error) {
 		"ratio": func(name string) (string, error) {
 			v, err := get(name)
 			return strconv.FormatFloat(v, 'f', 2, 64), err
+		},
+		// dec is a number with the given decimals.
+		"dec": func(name string, places int) (string, error) {
+			v, err := get(name)
+			return strconv.FormatFloat(v, 'f', places, 64), err
 		},
 		"int": func(name string) (string, error) {
 			v, err := get(name)
