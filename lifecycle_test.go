@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
 )
@@ -421,72 +425,224 @@ func TestKilledUpRecovers(t *testing.T) {
 	}
 }
 
-// TestSecretsNeverPrinted runs every command that shows env or objects on an app whose token
-// comes from a custom resource and is marked secret, and whose password comes from a Secret
-// (secret without saying so): neither ever appears in any output.
+// TestSecretsNeverPrinted: every command that shows env, objects or logs is run on apps whose
+// secrets really reach that output, and none of them prints a secret in any of its common
+// forms. The app vault has three secrets, each chosen so that its forms differ (plain,
+// base64 std and URL, JSON-escaped, upper and lower case): a token read from a
+// DevEnvironment custom resource and marked secret, a password read from a Secret (secret
+// without saying so), and a key read from a host variable and marked secret. Its template
+// writes the host key into a ConfigMap as it is, in base64, as JSON, in upper and in lower
+// case, so `roro render` (which reads no cluster value: the other two are placeholders
+// there) carries a secret, and must show each of those fields masked; `up` writes all
+// three into the cluster; a kwok Logs object makes the app's pod log every form of all
+// three, so `roro logs` carries them; diff, env and ps run against what up applied; the app
+// badlabel's label quotes the token and the API server refuses it, quoting the value in its
+// error. Every command must do its job (its exit status as expected, the masked value shown
+// where the secret was), and no form of any secret may appear in its stdout or stderr.
 func TestSecretsNeverPrinted(t *testing.T) {
 	tc := testcluster.Get(t)
-	ctx := testcluster.Context(t, time.Minute)
-	tc.InstallDevEnvironments(t)
-	const token = "dev-token-0f3c9a"
-	const password = "hunter2-from-a-secret"
-	dbSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "vault-db", Namespace: "roro-config"},
-		StringData: map[string]string{"password": password}}
-	if _, err := tc.Kube.CoreV1().Secrets("roro-config").Create(ctx, dbSecret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	ctx := testcluster.Context(t, 2*time.Minute)
+	tc.InstallDevEnvironments(t) // the DevEnvironment CRD and the roro-config namespace
+	const (
+		token    = `Tok3n~~~"<vault>`
+		password = `Pa55w0rd?~&Secret`
+		hostKey  = `Host-Key>~~~Zebra`
+	)
+	secrets := map[string]string{"token": token, "password": password, "host key": hostKey}
+	for what, v := range secrets {
+		for form, f := range secretForms(v) {
+			if form != "plain" && f == v {
+				t.Fatalf("the %s's %s form is the plain value: pick a value whose forms differ", what, form)
+			}
+		}
+	}
+	devEnv := testcluster.UniqueName("vault-env")
+	dbSecret := testcluster.UniqueName("vault-db")
+	envObj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
+		"metadata": map[string]any{"name": devEnv, "namespace": "roro-config"},
+		"spec":     map[string]any{"tokens": []any{map[string]any{"name": "api", "value": token}}},
+	}}
+	if err := tc.Apply(ctx, "roro-config", envObj); err != nil {
 		t.Fatal(err)
 	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: dbSecret, Namespace: "roro-config"}, StringData: map[string]string{"password": password}}
+	if _, err := tc.Kube.CoreV1().Secrets("roro-config").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = tc.Kube.CoreV1().Secrets("roro-config").Delete(ctx, dbSecret, metav1.DeleteOptions{})
+		if ri, err := tc.Resource(envObj, "roro-config"); err == nil {
+			_ = ri.Delete(ctx, devEnv, metav1.DeleteOptions{})
+		}
+	})
+	const hostVar = "RORO_TEST_VAULT_HOST_KEY"
+	t.Setenv(hostVar, hostKey) // render, up, env and logs read it, as a shell's export
 	secretNS := testcluster.UniqueName("roro-secret-test")
+	tokenEnv := `{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
+    "name": "` + devEnv + `", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}}`
 	dir := testfs.Layout(t, map[string]string{
-		"roro.json": `{"name": "secrets", "members": ["apps/*"]}`,
+		"roro.json": `{"name": "` + testcluster.UniqueName("secrets") + `", "members": ["apps/*"]}`,
 		"apps/vault/app.json": `{"namespace": "` + secretNS + `", "manifests": ["m.yaml"], "injectEnv": true,
   "values": {"replicas": 1},
-  "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
-    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}},
-    {"name": "DB_PASSWORD", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "vault-db", "namespace": "roro-config", "jsonPath": "{.data.password}"}}]}`,
+  "env": [` + tokenEnv + `,
+    {"name": "DB_PASSWORD", "fromObject": {"apiVersion": "v1", "kind": "Secret", "name": "` + dbSecret + `", "namespace": "roro-config", "jsonPath": "{.data.password}"}},
+    {"name": "HOST_KEY", "secret": true, "fromHost": "` + hostVar + `"}]}`,
+		"apps/vault/m.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vault\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: vault}\n  template:\n    metadata:\n      labels: {app: vault}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/vault:1}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n" +
+			"  token: {{ .Env.TOKEN | quote }}\n  password: {{ .Env.DB_PASSWORD | b64enc | quote }}\n" +
+			"  key: {{ .Env.HOST_KEY | quote }}\n  keyBase64: {{ .Env.HOST_KEY | b64enc | quote }}\n  keyJSON: {{ .Env.HOST_KEY | toJson | quote }}\n" +
+			"  keyUpper: {{ .Env.HOST_KEY | upper | quote }}\n  keyLower: {{ .Env.HOST_KEY | lower | quote }}\n",
 		// The server refuses this label and quotes its value, the token, in its error.
-		"apps/badlabel/app.json": `{"namespace": "` + secretNS + `", "manifests": ["m.yaml"],
-  "env": [{"name": "TOKEN", "secret": true, "fromObject": {"apiVersion": "demo.roro.dev/v1", "kind": "DevEnvironment",
-    "name": "dev", "namespace": "roro-config", "jsonPath": "{.spec.tokens[?(@.name==\"api\")].value}"}}]}`,
-		"apps/badlabel/m.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: badlabel\n  labels:\n    token: \"{{ .Env.TOKEN }}!!\"\n",
-		"apps/vault/m.yaml":    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vault\nspec:\n  replicas: {{ .Values.replicas }}\n  selector:\n    matchLabels: {app: vault}\n  template:\n    metadata:\n      labels: {app: vault}\n    spec:\n      containers:\n      - {name: c, image: example.invalid/vault:1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leaky\ndata:\n  token: {{ .Env.TOKEN | quote }}\n",
+		"apps/badlabel/app.json": `{"namespace": "` + secretNS + `", "manifests": ["m.yaml"], "env": [` + tokenEnv + `]}`,
+		"apps/badlabel/m.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: badlabel\n  labels:\n    token: {{ printf \"%s!!\" .Env.TOKEN | quote }}\n",
 	})
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
-	for _, args := range [][]string{
-		{"up", "vault"}, {"up", "badlabel"}, {"env", "vault"}, {"env", "vault", "-o", "json"}, {"diff", "vault", "--set", "replicas=2"},
-		{"ps"}, {"ps", "-o", "json"}, {"render", "vault"}, {"logs", "vault"},
-	} {
+	// check runs roro, fails the test on any form of a secret in its output, and returns it.
+	check := func(args ...string) (int, string, string) {
+		t.Helper()
 		code, out, errOut := runCLI(t, append(kc, args...)...)
-		if strings.Contains(out+errOut, token) || strings.Contains(out+errOut, password) {
-			t.Errorf("roro %s printed the secret token:\n%s%s", strings.Join(args, " "), out, errOut)
+		for _, leak := range leaks(out+errOut, secrets) {
+			t.Errorf("roro %s printed the %s:\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), leak, out, errOut)
 		}
-		if code == exitUsage {
-			t.Errorf("roro %s: usage error: %s", strings.Join(args, " "), errOut)
+		return code, out, errOut
+	}
+	wantOK := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := check(args...)
+		if code != exitOK {
+			t.Fatalf("roro %s: exit %d:\n%s", strings.Join(args, " "), code, errOut)
 		}
-		if args[0] == "up" && args[1] == "badlabel" && (code == exitOK || !strings.Contains(errOut, "Invalid value: \"******!!\"")) {
-			t.Errorf("roro up badlabel: exit %d, want the server's refusal with the token masked:\n%s", code, errOut)
-		}
-		if args[0] == "diff" && !strings.Contains(out, "+  replicas: 2") {
-			t.Errorf("roro diff shows no change of replicas:\n%s", out)
-		}
-		if args[0] == "env" && !strings.Contains(out, "******") {
-			t.Errorf("roro %s does not show the masked variable:\n%s", strings.Join(args, " "), out)
+		return out
+	}
+	// render reads no cluster value, but the host key is in every form in its output.
+	for format, fields := range map[string][]string{
+		"yaml": {`key: '******'`, `keyBase64: '******'`, `keyJSON: '"******"'`, `keyUpper: '******'`, `keyLower: '******'`},
+		"json": {`"key": "******"`, `"keyBase64": "******"`, `"keyJSON": "\"******\""`, `"keyUpper": "******"`, `"keyLower": "******"`},
+	} {
+		out := wantOK("render", "vault", "-o", format)
+		for _, field := range fields {
+			if !strings.Contains(out, field) {
+				t.Errorf("render -o %s does not show %s:\n%s", format, field, out)
+			}
 		}
 	}
-	// The token did reach the cluster, through a Secret, and --export writes it (mode 0600).
-	sec, err := tc.Kube.CoreV1().Secrets(secretNS).Get(ctx, "roro-env-vault", metav1.GetOptions{})
-	if err != nil || string(sec.Data["TOKEN"]) != token {
+	wantOK("up", "vault")
+	code, _, errOut := check("up", "badlabel")
+	if code != exitFail || !strings.Contains(errOut, `Invalid value: "******!!"`) {
+		t.Errorf("roro up badlabel: exit %d, want the server's refusal with the token masked:\n%s", code, errOut)
+	}
+	// What up applied holds every secret in clear: the commands below had them to print.
+	cm, err := tc.Kube.CoreV1().ConfigMaps(secretNS).Get(ctx, "leaky", metav1.GetOptions{})
+	if err != nil || cm.Data["token"] != token || cm.Data["key"] != hostKey || cm.Data["password"] != base64.StdEncoding.EncodeToString([]byte(password)) {
+		t.Fatalf("the applied ConfigMap does not hold the secrets: %v %q", err, cm.Data)
+	}
+	envSecret, err := tc.Kube.CoreV1().Secrets(secretNS).Get(ctx, "roro-env-vault", metav1.GetOptions{})
+	if err != nil || string(envSecret.Data["TOKEN"]) != token || string(envSecret.Data["HOST_KEY"]) != hostKey {
 		t.Errorf("env Secret: %v", err)
 	}
+	// The pod logs every form of every secret, and a last line to know the log is whole.
+	pods, err := tc.WaitPods(ctx, secretNS, "app=vault", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logText strings.Builder
+	var logged []string
+	for _, what := range slices.Sorted(maps.Keys(secrets)) {
+		forms := secretForms(secrets[what])
+		for _, form := range slices.Sorted(maps.Keys(forms)) {
+			line := what + " " + form + ": " + forms[form]
+			logged = append(logged, what+" "+form+": "+render.SecretMask)
+			fmt.Fprintf(&logText, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), line)
+		}
+	}
+	fmt.Fprintf(&logText, "%s stdout F end of the vault log\n", time.Now().UTC().Format(time.RFC3339Nano))
+	logFile := filepath.Join(t.TempDir(), "vault.log")
+	if err := os.WriteFile(logFile, []byte(logText.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Apply(ctx, secretNS, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+		"metadata": map[string]any{"name": pods[0].Name, "namespace": secretNS},
+		"spec":     map[string]any{"logs": []any{map[string]any{"containers": []any{"c"}, "logsFile": logFile}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// kwok serves the log once it has seen the Logs object: until then, logs says it cannot
+	// read it. Every attempt's output is checked for the secrets all the same.
+	var logsOut string
+	var logsCode int
+	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		logsCode, logsOut, _ = check("logs", "vault")
+		return logsCode == exitOK && strings.Contains(logsOut, "end of the vault log"), nil
+	})
+	if err != nil {
+		t.Fatalf("roro logs vault never showed the whole log: exit %d: %v\n%s", logsCode, err, logsOut)
+	}
+	for _, line := range logged {
+		if !strings.Contains(logsOut, "] "+line+"\n") {
+			t.Errorf("roro logs vault lacks the line %q:\n%s", line, logsOut)
+		}
+	}
+	for _, args := range [][]string{{"env", "vault"}, {"env", "vault", "-o", "json"}} {
+		if out := wantOK(args...); strings.Count(out, render.SecretMask) < 3 {
+			t.Errorf("roro %s does not show the three secrets masked:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	// diff answers 1 when live objects differ, and says no more on stderr.
+	code, out, errOut := check("diff", "vault", "--set", "replicas=2")
+	if code != exitFail || strings.Contains(errOut, "roro: ") || !strings.Contains(out, "+  replicas: 2") {
+		t.Errorf("roro diff: exit %d, want 1 with the change of replicas:\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"ps"}, {"ps", "-o", "json"}, {"ps", "-o", "wide"}} {
+		if out := wantOK(args...); !strings.Contains(out, secretNS) {
+			t.Errorf("roro %s does not list vault:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	// --export writes the values in clear, mode 0600.
 	envFile := filepath.Join(t.TempDir(), "vault.env")
 	if code, _, errOut := runCLI(t, append(kc, "env", "vault", "--export", envFile)...); code != exitOK {
 		t.Fatalf("export: %s", errOut)
 	}
 	info, err := os.Stat(envFile)
 	data, _ := os.ReadFile(envFile)
-	if err != nil || info.Mode().Perm() != 0o600 || string(data) != "DB_PASSWORD='"+password+"'\nTOKEN='"+token+"'\n" {
+	want := "DB_PASSWORD='" + password + "'\nHOST_KEY='" + hostKey + "'\nTOKEN='" + token + "'\n"
+	if err != nil || info.Mode().Perm() != 0o600 || string(data) != want {
 		t.Errorf("exported file: %v, mode %v, %q", err, info.Mode().Perm(), data)
 	}
+}
+
+// secretForms are the forms of a secret value that a leak would print it in: as it is,
+// base64 (standard and URL alphabets; unpadded, so the padded forms match too), escaped in a
+// JSON string, and upper and lower case.
+func secretForms(v string) map[string]string {
+	j, _ := json.Marshal(v)
+	return map[string]string{
+		"plain":      v,
+		"base64":     base64.RawStdEncoding.EncodeToString([]byte(v)),
+		"base64url":  base64.RawURLEncoding.EncodeToString([]byte(v)),
+		"JSON":       string(j[1 : len(j)-1]),
+		"upper case": strings.ToUpper(v),
+		"lower case": strings.ToLower(v),
+	}
+}
+
+// leaks names every secret of secrets (by what it is) that appears in out in one of its
+// forms, with the form.
+func leaks(out string, secrets map[string]string) []string {
+	var found []string
+	for _, what := range slices.Sorted(maps.Keys(secrets)) {
+		forms := secretForms(secrets[what])
+		for _, form := range slices.Sorted(maps.Keys(forms)) {
+			if strings.Contains(out, forms[form]) {
+				found = append(found, what+" ("+form+")")
+			}
+		}
+	}
+	return found
 }
 
 // TestDownKeepsVolumes: down keeps a PersistentVolumeClaim the app owns, and the namespace

@@ -2,19 +2,53 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/rorokube/roro/core/kube"
+	"github.com/rorokube/roro/core/render"
 )
 
 // Logs streams the logs of an instance's pods (those its workloads select, and its bare
 // pods) to emit, one line at a time. With opts.Follow it runs until ctx ends, adding pods as
-// they start. emit is never called after Logs returns.
+// they start. The instance's secret values are masked in every line, as everywhere else.
+// emit is never called after Logs returns.
 func (e *Engine) Logs(ctx context.Context, app string, sel Selection, opts kube.LogOptions, emit func(kube.LogLine)) error {
 	t, c, err := e.resolve(ctx, app, sel, nil)
 	if err != nil {
 		return err
 	}
-	return c.Logs(ctx, t, opts, emit)
+	return maskedLogs(ctx, c, t, opts, emit)
+}
+
+// maskedLogs streams t's logs from c with the instance's secret env values masked in every
+// line (in their common forms, as render.Env.SecretValues lists them): a container may print
+// its env, and secrets never print. A secret whose value cannot be read cannot be masked, so
+// then no line is shown and the error names it.
+func maskedLogs(ctx context.Context, c Cluster, t Target, opts kube.LogOptions, emit func(kube.LogLine)) error {
+	env, err := c.Env(ctx, t)
+	if env == nil {
+		return fmt.Errorf("logs of %s: read its env to mask its secrets: %w", t.Key(), err)
+	}
+	if err != nil {
+		var unread []string
+		for name, secret := range env.Secret {
+			if _, ok := env.Values[name]; secret && !ok {
+				unread = append(unread, name)
+			}
+		}
+		if len(unread) > 0 {
+			slices.Sort(unread)
+			return fmt.Errorf("logs of %s are not shown: secret %s could not be read, so it could not be masked: %w",
+				t.Key(), strings.Join(unread, ", "), err)
+		}
+	}
+	secrets := env.SecretValues()
+	return c.Logs(ctx, t, opts, func(l kube.LogLine) {
+		l.Line = render.MaskString(l.Line, secrets)
+		emit(l)
+	})
 }
 
 // resolve finds app's instance for sel and its environment's cluster.
@@ -95,7 +129,7 @@ func (e *Engine) FollowLogs(app string, sel Selection) error {
 			if err != nil {
 				return err
 			}
-			return c.Logs(ctx, t, kube.LogOptions{Follow: true, Tail: 200}, func(l kube.LogLine) {
+			return maskedLogs(ctx, c, t, kube.LogOptions{Follow: true, Tail: 200}, func(l kube.LogLine) {
 				e.mu.Lock()
 				lf.lines = append(lf.lines, l)
 				if over := len(lf.lines) - lf.max; over > 0 {
