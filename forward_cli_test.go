@@ -159,12 +159,15 @@ func TestForwardCommand(t *testing.T) {
 }
 
 // TestUpForward: `roro up --forward` brings the app up, then forwards its ports (printing
-// where and each change) until Ctrl-C, which stops the forwards and leaves the app up.
+// where and each change) until Ctrl-C, which stops the forwards and leaves the app up: `roro
+// ps` then lists the workspace's one instance, echo in the test's namespace, with "healthy"
+// in its HEALTH column. The workspace's name is unique to the run, as ps lists the instances
+// of every workspace of that name in the cluster.
 func TestUpForward(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-up-forward-cli")
 	dir := testfs.Layout(t, map[string]string{
-		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
+		"roro.json":          `{"name": "` + testcluster.UniqueName("upfwd-cli") + `", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/echo", "ports": ["0:7000"]}]}`,
 		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - {name: echo, image: example.invalid/echo:1}\n",
 	})
@@ -193,9 +196,48 @@ func TestUpForward(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("up --forward did not end on Ctrl-C")
 	}
-	if code, psOut, _ := runCLI(t, append(kc, "ps")...); code != exitOK || !strings.Contains(psOut, "healthy") {
-		t.Errorf("the app did not stay up after Ctrl-C:\n%s", psOut)
+	code, psOut, psErr := runCLI(t, append(kc, "ps")...)
+	rows := tableRows(psOut)
+	if code != exitOK || len(rows) != 1 || rows[0]["APP"] != "echo" || rows[0]["INSTANCE"] != "default" ||
+		rows[0]["NAMESPACE"] != ns || rows[0]["HEALTH"] != "healthy" {
+		t.Errorf("ps after Ctrl-C: exit %d, want one row, echo default in %s, healthy; rows %v:\n%s%s", code, ns, rows, psOut, psErr)
 	}
+}
+
+// tableRows reads a table as cli-runtime's printer writes it: the first line names the
+// columns, and each cell of a row lies under its column's name (from its first character
+// to the next column's). Lines that start with a space (the notes ps prints below its table)
+// are not rows.
+func tableRows(out string) []map[string]string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 {
+		return nil
+	}
+	header := lines[0]
+	var names []string
+	var starts []int
+	for _, f := range regexp.MustCompile(`\S+`).FindAllStringIndex(header, -1) {
+		names = append(names, header[f[0]:f[1]])
+		starts = append(starts, f[0])
+	}
+	var rows []map[string]string
+	for _, line := range lines[1:] {
+		if line == "" || line[0] == ' ' {
+			continue
+		}
+		row := map[string]string{}
+		for i, name := range names {
+			from, to := starts[i], len(line)
+			if i+1 < len(starts) {
+				to = min(starts[i+1], len(line))
+			}
+			if from < len(line) {
+				row[name] = strings.TrimSpace(line[from:to])
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // TestForwardPrinterPastTheEventLogBound: the printer keeps printing new events after the

@@ -23,7 +23,7 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-up-forward")
 	dir := testfs.Layout(t, map[string]string{
-		"roro.json":          `{"name": "upfwd", "members": ["apps/*"]}`,
+		"roro.json":          `{"name": "` + testcluster.UniqueName("upfwd-engine") + `", "members": ["apps/*"]}`,
 		"apps/echo/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "service/echo", "ports": ["0:tcp"]}]}`,
 		"apps/echo/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: echo\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: echo}\n  template:\n    metadata:\n      labels: {app: echo}\n    spec:\n      containers:\n      - name: echo\n        image: example.invalid/echo:1\n        ports:\n        - {name: echo, containerPort: 7000}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  selector: {app: echo}\n  ports:\n  - {name: tcp, port: 80, targetPort: echo}\n",
 	})
