@@ -60,7 +60,8 @@ func instanceOf(s *Snapshot, app, instance string) *InstanceView {
 
 // TestEngineFollowsUpAndDown: the snapshot shows the app before it runs (not running, with
 // its namespace), then its instance progress to healthy after up, with its objects, and
-// not running again after down, from watch events alone.
+// not running again after down. (That this comes from watches, not polling, is
+// TestWatchingEngineDoesNotPoll's to show: this test would pass with a poller.)
 func TestEngineFollowsUpAndDown(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-snap-test")
