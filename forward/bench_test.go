@@ -34,9 +34,14 @@ func benchFixture(b *testing.B) (*testcluster.Cluster, *testcluster.Binder, stri
 	return tc, binder, ns, kubectl
 }
 
-// roroForward starts a forward for the benchmark and returns its local address.
+// roroForward starts a forward in this process for the benchmark and returns its local
+// address once it is connected: to the pod's port 7000, or the Service's port "tcp".
 func roroForward(b *testing.B, tc *testcluster.Cluster, ns, target string) (*Forward, string) {
-	f, err := New(tc.Config, tc.Kube, Spec{Namespace: ns, Target: target, Ports: []string{"0:7000"}}, Options{})
+	remote := "7000"
+	if strings.HasPrefix(target, "service/") {
+		remote = "tcp"
+	}
+	f, err := New(tc.Config, tc.Kube, Spec{Namespace: ns, Target: target, Ports: []string{"0:" + remote}}, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -490,6 +490,11 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 			// The pod refused, but it is being replaced (its deletion not seen yet a moment
 			// ago): the connection goes to the next pod instead of failing.
 			continue
+		case errors.As(err, &refused) && moved && f.movesOn(pc, changed, 500*time.Millisecond):
+			// Reset by a pod that is going, after it had answered: in flight when its pod
+			// went, it ends as it would on the pod itself; the port did not refuse.
+			f.cut.Add(1)
+			return
 		case errors.As(err, &refused):
 			f.failures.Add(1)
 			f.setRefused(pc.pod, refused.Error())

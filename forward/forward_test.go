@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,7 +485,10 @@ func TestParseSpec(t *testing.T) {
 func TestForwardSurvivesAPIServerRestart(t *testing.T) {
 	testcluster.Disruptive(t)
 	tc, _, ns := echoFixture(t)
-	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/echo", Ports: []string{"0:tcp"}}, Options{})
+	var attempts atomic.Int64 // waits between attempts to reach the pod
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/echo", Ports: []string{"0:tcp"}}, Options{
+		After: func(d time.Duration) <-chan time.Time { attempts.Add(1); return time.After(d) },
+	})
 	port := f.Ports()[0].Local
 	// On a cluster started a moment ago, kwok may not serve the pod's PortForward yet.
 	err := testcluster.Poll(testcluster.Context(t, 20*time.Second), 100*time.Millisecond, func() (bool, error) {
@@ -501,23 +505,33 @@ func TestForwardSurvivesAPIServerRestart(t *testing.T) {
 			api.Start(t)
 		}
 	}()
-	st := waitState(t, f, Reconnecting, "")
-	t.Logf("while the API server is down: %s (%s)", st.State, st.Reason)
+	// The README's words: reconnecting, cannot reach the pod, connection refused.
+	st := waitState(t, f, Reconnecting, "cannot reach pod")
+	if !strings.Contains(st.Reason, "connection refused") {
+		t.Errorf("reason while the API server is down: %q, want the refusal named", st.Reason)
+	}
 	assertBound(t, port)
-	time.Sleep(time.Second) // stay down through a few reconnect attempts
+	// Stay down through a few reconnect attempts: the backoff doubles from 50 ms up to 5 s,
+	// so 11 s hold at least two more whatever it had reached.
+	before := attempts.Load()
+	time.Sleep(11 * time.Second)
 	assertBound(t, port)
+	if n := attempts.Load() - before; n < 2 {
+		t.Errorf("%d attempts to reconnect in 11 s with the API server down, want the backoff's (at least 2)", n)
+	}
 	api.Start(t)
 	restarted = true
+	// Recovery is the forward's own doing: no request goes through it until it says it is
+	// connected again.
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if err = echoOnce(addr(f), []byte("after")); err == nil {
-			break
-		}
+	for f.Status().State != Connected && time.Now().Before(deadline) {
 		assertBound(t, port)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatalf("no recovery within 60 s of the API server's restart: %v\nevents:\n%s", err, events(f.Status()))
+	if st := f.Status(); st.State != Connected {
+		t.Fatalf("not connected within 60 s of the API server's restart: %s (%s)\nevents:\n%s", st.State, st.Reason, events(st))
 	}
-	waitState(t, f, Connected, "")
+	if err := echoOnce(addr(f), []byte("after")); err != nil {
+		t.Fatalf("connected again, but a request failed: %v\nevents:\n%s", err, events(f.Status()))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,6 +143,12 @@ stringData:
 			testfs.Write(t, dir, files)
 			if tc.setup != nil {
 				tc.setup(t, dir)
+			}
+			if raceflag.Enabled && slices.ContainsFunc(tc.want, func(w string) bool { return strings.Contains(w, tooBig) || strings.Contains(w, tooDeep) }) {
+				// The worker's memory and stack bounds are measured without the race detector
+				// (ci/test runs this test again without -race): its shadow memory does not fit
+				// under them, so a race build's worker gets more room and another bound trips.
+				t.Skip("the worker's memory and stack bounds are measured without -race")
 			}
 			start := time.Now()
 			shown := hostileRun(t, pool, dir)
