@@ -78,7 +78,7 @@ var regions = []region{
 	{name: "forward-latency", benchmark: "BenchmarkLatency1000", text: `
 1,000 short connections each, in rounds of 100 alternating which goes first: roro p50
 {{dec "roro-p50-ms" 2}} ms, p99 {{dec "roro-p99-ms" 2}} ms; kubectl p50 {{dec "kubectl-p50-ms" 2}} ms, p99
-{{dec "kubectl-p99-ms" 2}} ms. 200 connections at once: see below.
+{{dec "kubectl-p99-ms" 2}} ms.
 `},
 	{name: "forward-concurrent", benchmark: "BenchmarkConcurrent200", text: `
 200 connections at once: roro {{int "roro-errors"}} errors, kubectl {{int "kubectl-errors"}} errors.
