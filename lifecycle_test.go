@@ -1106,8 +1106,11 @@ func TestExecCommand(t *testing.T) {
 	line := strings.Join(append([]string{shellQuote(os.Args[0])}, append(quoteAll(kc), "exec", "-it", "box", "--", "sh", "-c", shellQuote(`tty; echo ready; read x; echo "typed: $x"`))...), " ")
 	sc := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
 	sc.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
-	keys, typist := io.Pipe()
-	sc.Stdin = keys
+	// An OS pipe: a write after script has ended fails at once (an io.Pipe would wait).
+	typist, err := sc.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var screen lockedBuffer
 	sc.Stdout, sc.Stderr = &screen, &screen
 	sc.WaitDelay = 3 * time.Second // roro, script's child, may hold the output pipe past script
