@@ -1104,7 +1104,8 @@ func TestExecCommand(t *testing.T) {
 	// -it from a terminal (script gives roro one): the command gets a terminal of its own,
 	// and what is typed once it asks reaches it (typed earlier, a starting shell may flush it).
 	line := strings.Join(append([]string{shellQuote(os.Args[0])}, append(quoteAll(kc), "exec", "-it", "box", "--", "sh", "-c", shellQuote(`tty; echo ready; read x; echo "typed: $x"`))...), " ")
-	sc := exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+	itCtx := testcluster.Context(t, time.Minute) // its own minute: the test's may be spent by now on a loaded machine
+	sc := exec.CommandContext(itCtx, "script", "-qec", line, "/dev/null")
 	sc.Env = append(os.Environ(), "RORO_TEST_MAIN=1")
 	// An OS pipe: a write after script has ended fails at once (an io.Pipe would wait).
 	typist, err := sc.StdinPipe()
@@ -1117,7 +1118,7 @@ func TestExecCommand(t *testing.T) {
 	if err := sc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	err = testcluster.Poll(ctx, 20*time.Millisecond, func() (bool, error) { return strings.Contains(screen.String(), "ready"), nil })
+	err = testcluster.Poll(itCtx, 20*time.Millisecond, func() (bool, error) { return strings.Contains(screen.String(), "ready"), nil })
 	// kwok's local exec at times leaves the first line typed into a fresh pod's terminal
 	// unread although its terminal echoes it back (so roro delivered it): seen in 2 of 9
 	// manual runs of roro under -race, in none of 3 of kubectl. Type it again, as a person
