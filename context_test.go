@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,7 +15,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -41,23 +38,8 @@ type proxied struct{ token, method, path string }
 
 func newUserProxy(t *testing.T, tc *testcluster.Cluster) *userProxy {
 	t.Helper()
-	upstream, err := url.Parse(tc.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(tc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &userProxy{}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(upstream)
-			r.Out.Header.Del("Authorization")
-		},
-		Transport:     transport,
-		FlushInterval: -1, // watches and log streams pass through as they come
-	}
+	rp := tc.ReverseProxy(t) // drops the user's token, talks as the admin
 	p.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		p.mu.Lock()

@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -193,15 +188,7 @@ func TestUnreachableClusterFailsFast(t *testing.T) {
 		}
 	}()
 	server := "https://" + ln.Addr().String()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: server}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
-	cfg.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: "u"}
-	cfg.CurrentContext = "nowhere"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
+	path := testcluster.Kubeconfig(t, "nowhere", server, false)
 	dir := appWorkspace(t, "x", configMaps(1))
 	done := make(chan struct{})
 	var code int
@@ -235,15 +222,7 @@ func TestStalledClusterFailsFast(t *testing.T) {
 		<-r.Context().Done() // until the client gives up
 	}))
 	t.Cleanup(srv.Close)
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["wedged"] = &clientcmdapi.Cluster{Server: srv.URL, InsecureSkipTLSVerify: true}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
-	cfg.Contexts["wedged"] = &clientcmdapi.Context{Cluster: "wedged", AuthInfo: "u"}
-	cfg.CurrentContext = "wedged"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
+	path := testcluster.Kubeconfig(t, "wedged", srv.URL, true)
 	dir := appWorkspace(t, "x", configMaps(1))
 	for _, args := range [][]string{{"ps"}, {"up"}, {"down"}, {"logs", "big"}} {
 		t.Run(args[0], func(t *testing.T) {
@@ -560,17 +539,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&logText, "%s stdout F end of the vault log\n", time.Now().UTC().Format(time.RFC3339Nano))
-	logFile := filepath.Join(t.TempDir(), "vault.log")
-	if err := os.WriteFile(logFile, []byte(logText.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.Apply(ctx, secretNS, &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-		"metadata": map[string]any{"name": pods[0].Name, "namespace": secretNS},
-		"spec":     map[string]any{"logs": []any{map[string]any{"containers": []any{"c"}, "logsFile": logFile}}},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	tc.ServeLog(ctx, t, secretNS, pods[0].Name, "c", logText.String(), false)
 	// kwok serves the log once it has seen the Logs object: until then, logs says it cannot
 	// read it. Every attempt's output is checked for the secrets all the same.
 	var logsOut string
@@ -813,15 +782,7 @@ func eventuallyTrue(t *testing.T, timeout time.Duration, cond func() bool) {
 // and the cause, and never report a state they did not observe (no "is not running", no
 // empty table), across two apps and two environments on that cluster.
 func TestUnreachableSaidOnce(t *testing.T) {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["gone"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
-	cfg.Contexts["gone"] = &clientcmdapi.Context{Cluster: "gone", AuthInfo: "u"}
-	cfg.CurrentContext = "gone"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
+	path := testcluster.Kubeconfig(t, "gone", "https://127.0.0.1:1", false)
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":       `{"name": "u", "members": ["apps/*"], "environments": {"dev": {}, "staging": {}}, "defaultEnvironment": "dev"}`,
 		"apps/a/app.json": `{"manifests": ["m.yaml"]}`,
@@ -929,19 +890,7 @@ func TestLogsSeveralApps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		file := filepath.Join(t.TempDir(), app+".log")
-		line := time.Now().UTC().Format(time.RFC3339Nano) + " stdout F hello from " + app + "\n"
-		if err := os.WriteFile(file, []byte(line), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		logs := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-			"metadata": map[string]any{"name": pods[0].Name, "namespace": ns},
-			"spec":     map[string]any{"logs": []any{map[string]any{"containers": []any{"c"}, "logsFile": file}}},
-		}}
-		if err := tc.Apply(ctx, ns, logs); err != nil {
-			t.Fatal(err)
-		}
+		tc.ServeLog(ctx, t, ns, pods[0].Name, "c", testcluster.CRILine(time.Now(), "hello from "+app), false)
 	}
 	for _, args := range [][]string{{"logs"}, {"logs", "one", "two"}} {
 		var out string
@@ -1146,39 +1095,18 @@ func TestExecCommand(t *testing.T) {
 	}
 }
 
-// apiProxy serves the test API server over plain HTTP on loopback, HTTP/1.1 only (SPDY
-// upgrades need it), and writes a kubeconfig for it; intercept may answer a request itself
-// (and return true) before it goes on.
+// apiProxy serves the test API server over plain HTTP on loopback and writes a kubeconfig
+// for it; intercept may answer a request itself (and return true) before it goes on.
 func apiProxy(t *testing.T, tc *testcluster.Cluster, intercept func(http.ResponseWriter, *http.Request) bool) string {
 	t.Helper()
-	upstream, err := url.Parse(tc.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsCfg, err := rest.TLSConfigFor(tc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := &http.Transport{TLSClientConfig: tlsCfg, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
-	t.Cleanup(rt.CloseIdleConnections)
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(upstream) }, Transport: rt,
-		ErrorLog: log.New(io.Discard, "", 0)}
+	rp := tc.ReverseProxy(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !intercept(w, r) {
 			rp.ServeHTTP(w, r)
 		}
 	}))
 	t.Cleanup(srv.Close)
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["proxy"] = &clientcmdapi.Cluster{Server: srv.URL}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["proxy"] = &clientcmdapi.Context{Cluster: "proxy", AuthInfo: "u"}
-	cfg.CurrentContext = "proxy"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testcluster.Kubeconfig(t, "proxy", srv.URL, false)
 }
 
 // shellQuote quotes s for sh.

@@ -344,20 +344,9 @@ func TestLogsTailAndSince(t *testing.T) {
 	now := time.Now().UTC()
 	var log strings.Builder
 	for i, age := range []time.Duration{2 * time.Hour, 2*time.Hour - time.Second, time.Minute, 50 * time.Second, 40 * time.Second} {
-		fmt.Fprintf(&log, "%s stdout F line %d\n", now.Add(-age).Format(time.RFC3339Nano), i+1)
+		log.WriteString(testcluster.CRILine(now.Add(-age), fmt.Sprintf("line %d", i+1)))
 	}
-	file := filepath.Join(t.TempDir(), "talker.log")
-	if err := os.WriteFile(file, []byte(log.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-		"metadata": map[string]any{"name": pods[0].Name, "namespace": ns},
-		"spec":     map[string]any{"logs": []any{map[string]any{"containers": []any{"c"}, "logsFile": file}}},
-	}}
-	if err := tc.Apply(ctx, ns, logs); err != nil {
-		t.Fatal(err)
-	}
+	tc.ServeLog(ctx, t, ns, pods[0].Name, "c", log.String(), false)
 	prefix := "[" + pods[0].Name + "/c] "
 	lines := func(n ...int) string {
 		var b strings.Builder

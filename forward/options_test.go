@@ -3,16 +3,12 @@ package forward
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,29 +311,13 @@ func isPortForward(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, 
 
 func newAPIProxy(t *testing.T, tc *testcluster.Cluster, refuse func(*http.Request) int) *apiProxy {
 	t.Helper()
-	upstream, err := url.Parse(tc.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// HTTP/1.1 only: a SPDY upgrade cannot go over HTTP/2, and Go's transport keeps only
-	// WebSocket upgrades on HTTP/1.1 by itself.
-	tlsCfg, err := rest.TLSConfigFor(tc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := &http.Transport{TLSClientConfig: tlsCfg, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
-	t.Cleanup(rt.CloseIdleConnections)
 	p := &apiProxy{refuse: refuse}
-	rp := &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(upstream) },
-		Transport: rt,
-		ErrorLog:  log.New(io.Discard, "", 0),
-		ModifyResponse: func(res *http.Response) error {
-			if isPortForward(res.Request) {
-				p.record(res.Request, res.StatusCode)
-			}
-			return nil
-		},
+	rp := tc.ReverseProxy(t)
+	rp.ModifyResponse = func(res *http.Response) error {
+		if isPortForward(res.Request) {
+			p.record(res.Request, res.StatusCode)
+		}
+		return nil
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
@@ -359,6 +339,7 @@ func newAPIProxy(t *testing.T, tc *testcluster.Cluster, refuse func(*http.Reques
 	srv.Start()
 	t.Cleanup(func() { p.cut(); srv.Close() })
 	p.cfg = &rest.Config{Host: srv.URL, QPS: 200, Burst: 400}
+	var err error
 	if p.kube, err = kubernetes.NewForConfig(p.cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
@@ -66,25 +63,8 @@ func TestLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod := pods[0].Name
-	logFile := filepath.Join(t.TempDir(), "speaker.log")
-	// The CRI log format a kubelet reads: time, stream, tag, line.
-	cri := func(line string) string {
-		return time.Now().UTC().Format(time.RFC3339Nano) + " stdout F " + line + "\n"
-	}
-	if err := os.WriteFile(logFile, []byte(cri("hello")+cri("world")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	follow := true
-	logs := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-		"metadata": map[string]any{"name": pod, "namespace": ns},
-		"spec": map[string]any{"logs": []any{map[string]any{
-			"containers": []any{"speaker"}, "logsFile": logFile, "follow": follow,
-		}}},
-	}}
-	if err := tc.Apply(ctx, ns, logs); err != nil {
-		t.Fatal(err)
-	}
+	cri := func(line string) string { return testcluster.CRILine(time.Now(), line) }
+	logFile := tc.ServeLog(ctx, t, ns, pod, "speaker", cri("hello")+cri("world"), true)
 
 	var out syncBuffer
 	err = testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {

@@ -5,17 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/rorokube/roro/core/kube"
 	"github.com/rorokube/roro/core/workspace"
@@ -188,20 +182,8 @@ func (r *request) String() string {
 // (after the engines, which are started later and so closed first).
 func startRecordingProxy(t *testing.T, tc *testcluster.Cluster) *recordingProxy {
 	t.Helper()
-	target, err := url.Parse(tc.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(tc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &recordingProxy{}
-	proxy := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:     transport,
-		FlushInterval: -1, // watch events pass at once
-	}
+	proxy := tc.ReverseProxy(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
 		r := &request{method: req.Method, path: req.URL.Path, query: q, at: time.Now(),
@@ -218,15 +200,7 @@ func startRecordingProxy(t *testing.T, tc *testcluster.Cluster) *recordingProxy 
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["proxy"] = &clientcmdapi.Cluster{Server: srv.URL}
-	cfg.AuthInfos["proxy"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["proxy"] = &clientcmdapi.Context{Cluster: "proxy", AuthInfo: "proxy"}
-	cfg.CurrentContext = "proxy"
-	p.kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, p.kubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	p.kubeconfig = testcluster.Kubeconfig(t, "proxy", srv.URL, false)
 	return p
 }
 

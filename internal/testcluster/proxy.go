@@ -1,15 +1,66 @@
 package testcluster
 
 import (
+	"crypto/tls"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
+
+// ReverseProxy returns an HTTP reverse proxy to c's API server, for tests that put their own
+// server in front of it: it authenticates as the test's admin (a request's own Authorization
+// is dropped), speaks HTTP/1.1 so SPDY and WebSocket upgrades pass, and passes responses on
+// as they come (watches, logs). Its idle connections close with the test.
+func (c *Cluster) ReverseProxy(t testing.TB) *httputil.ReverseProxy {
+	t.Helper()
+	upstream, err := url.Parse(c.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := rest.TLSConfigFor(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty TLSNextProto keeps the transport on HTTP/1.1: an upgrade cannot go over HTTP/2.
+	rt := &http.Transport{TLSClientConfig: tlsCfg, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	t.Cleanup(rt.CloseIdleConnections)
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(upstream)
+			r.Out.Header.Del("Authorization")
+		},
+		Transport:     rt,
+		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+}
+
+// Kubeconfig writes a kubeconfig whose one context, name (also the current one), reaches
+// server with a token the server may ignore, without verifying its certificate when insecure,
+// and returns its path.
+func Kubeconfig(t testing.TB, name, server string, insecure bool) string {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, InsecureSkipTLSVerify: insecure}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "x"}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: "u"}
+	cfg.CurrentContext = name
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // Gate is a TCP proxy in front of the test cluster's API server that starts closed: its
 // port refuses connections, as an API server that is not up yet does, until Open. Kubeconfig
