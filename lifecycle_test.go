@@ -36,6 +36,7 @@ import (
 	"github.com/rorokube/roro/core/render"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // TestMain lets a test run this binary as the roro command (RORO_TEST_MAIN=1), so a test can
@@ -917,12 +918,7 @@ func TestRunCommand(t *testing.T) {
 	if _, err := tc.Kube.CoreV1().Secrets("roro-config").Create(ctx, secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testport.Reserve(t).Number // the forward's local port, written into app.json
 	ns := testcluster.UniqueName("roro-run-test")
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":          `{"name": "run", "members": ["apps/*"]}`,

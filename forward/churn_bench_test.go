@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // The pod-churn benchmark runs each forward as its own process, roro's as kubectl's: this
@@ -139,7 +140,7 @@ func BenchmarkPodChurn(b *testing.B) {
 		}
 	}
 	kube := func(b *testing.B) (string, func()) {
-		port := freePort(b)
+		port := testport.Reserve(b).Number // kubectl's fixed local port, kept through its restarts
 		loop := exec.Command("bash", "-c", fmt.Sprintf("while true; do %q --kubeconfig %q port-forward -n %q deployment/echo %d:7000 >/dev/null 2>&1; done",
 			kubectl, tc.Kubeconfig, ns, port))
 		loop.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -335,14 +336,4 @@ func waitServing(addr string, within time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freePort returns a port that was free a moment ago, for kubectl's fixed local port.
-func freePort(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testport"
 )
 
 const echoApp = `
@@ -327,10 +328,9 @@ func TestForwardStatesAndRefusal(t *testing.T) {
 	port := f.Ports()[0].Local
 	waitState(t, f, Listening, "no pod of deployment/echo exists")
 
-	// A pod whose port refuses: its PortForward points at a port nothing listens on.
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	target := closed.Addr().(*net.TCPAddr)
-	closed.Close()
+	// A pod whose port refuses: its PortForward points at a reserved port nothing listens on.
+	reserved := testport.Reserve(t)
+	target := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: reserved.Number}
 	dep = dep.DeepCopy()
 	dep.SetManagedFields(nil)
 	dep.SetResourceVersion("")
@@ -363,7 +363,7 @@ func TestForwardStatesAndRefusal(t *testing.T) {
 	assertBound(t, port)
 
 	// The port comes up: the next connection works and the status recovers.
-	ln, err := net.Listen("tcp", target.String())
+	ln, err := net.Listen("tcp", reserved.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,9 +427,8 @@ func TestPortInUse(t *testing.T) {
 	}
 	defer held.Close()
 	port := held.Addr().(*net.TCPAddr).Port
-	free, _ := net.Listen("tcp", "127.0.0.1:0")
-	freePort := free.Addr().(*net.TCPAddr).Port
-	free.Close()
+	free := testport.Reserve(t) // bound by the forward before it meets the held port
+	freePort := free.Number
 	f, err := New(nil, nil, Spec{Namespace: "x", Target: "service/web", Ports: []string{fmt.Sprintf("%d:80", freePort), fmt.Sprintf("%d:81", port)}}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -445,8 +444,7 @@ func TestPortInUse(t *testing.T) {
 		}
 	}
 	// The first port was released again: all or nothing.
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", freePort))
-	if err != nil {
+	if ln, err := net.Listen("tcp", free.Addr()); err != nil {
 		t.Errorf("port %d stayed bound after the failed start: %v", freePort, err)
 	} else {
 		ln.Close()

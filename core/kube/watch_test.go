@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // TestWatcherEndsBeforeItsCachesSync: a Watcher of an API server that accepts connections
@@ -55,12 +57,7 @@ func TestWatcherEndsBeforeItsCachesSync(t *testing.T) {
 // answering ends, after the outage grace, with an UnreachableError instead of running to its
 // timeout.
 func TestWaitHealthyEndsWhenTheClusterIsGone(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: every request is refused
+	addr := testport.Reserve(t).Addr() // nothing listens: every request is refused
 	c, err := NewCluster(&rest.Config{Host: "http://" + addr}, time.Second)
 	if err != nil {
 		t.Fatal(err)

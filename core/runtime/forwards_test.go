@@ -14,6 +14,7 @@ import (
 	"github.com/rorokube/roro/forward"
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testfs"
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // TestUpStartsForwardsAndDownStopsThem: up with Forward starts the app's forwards once it is
@@ -80,11 +81,12 @@ func TestUpStartsForwardsAndDownStopsThem(t *testing.T) {
 func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-taken-port")
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	reserved := testport.Reserve(t) // closing the listener below gives the port back to the reservation
+	taken, err := net.Listen("tcp", reserved.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	port := reserved.String()
 	rt := echoEngine(t, tc, ns, `{"target": "deployment/echo", "ports": ["0:tcp"]}, {"target": "deployment/echo", "ports": ["`+port+`:tcp"]}`)
 	ctx := testcluster.Context(t, time.Minute)
 	err = runUp(ctx, rt, UpRequest{Forward: true})
@@ -124,12 +126,7 @@ func TestForwardsThatCannotBindAreNotRunning(t *testing.T) {
 func TestReloadKeepsUntouchedForwards(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-reload-forwards")
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	newPort := strconv.Itoa(free.Addr().(*net.TCPAddr).Port)
-	free.Close()
+	newPort := testport.Reserve(t).String() // b's new port, written into its app.json
 	layout := func(bPorts string) map[string]string {
 		return map[string]string{
 			"roro.json":       `{"name": "reload", "members": ["apps/*"]}`,

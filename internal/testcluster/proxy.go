@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // ReverseProxy returns an HTTP reverse proxy to c's API server, for tests that put their own
@@ -75,19 +77,14 @@ type Gate struct {
 	conns      []net.Conn
 }
 
-// NewGate reserves a free port for a closed gate to c's API server; it closes with the test.
+// NewGate reserves a port for a closed gate to c's API server; it closes with the test.
 func (c *Cluster) NewGate(t testing.TB) *Gate {
 	t.Helper()
 	u, err := url.Parse(c.Config.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // closed: the port refuses until Open
+	addr := testport.Reserve(t).Addr() // reserved, not listening: the port refuses until Open
 	raw, err := clientcmd.LoadFromFile(c.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)

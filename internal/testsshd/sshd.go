@@ -13,11 +13,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // Server is one sshd.
 type Server struct {
-	// Host and Port are where it listens (127.0.0.1 and a free port).
+	// Host and Port are where it listens (127.0.0.1 and a port reserved for the test).
 	Host string
 	Port int
 	// User is who logs in: the user running the test.
@@ -72,7 +74,7 @@ func Start(t testing.TB, keys ...Key) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testport.Reserve(t).Number // sshd listens with SO_REUSEADDR, so it can bind the reservation
 	cfg := filepath.Join(dir, "sshd_config")
 	conf := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
@@ -146,15 +148,6 @@ func SSHCommand(key Key, knownHosts string) string {
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "sshd.log"))
 	return string(b)
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func run(t testing.TB, name string, args ...string) string {

@@ -1,0 +1,72 @@
+package testport
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"testing"
+)
+
+// TestReserve: a reserved port refuses connections, is never handed out as an ephemeral
+// port, can be listened on by one SO_REUSEADDR listener at a time (as kubectl or sshd would),
+// and is reserved again, never handed out, once that listener is closed.
+func TestReserve(t *testing.T) {
+	p := Reserve(t)
+	if _, err := net.Dial("tcp", p.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial a reserved port: %v, want connection refused", err)
+	}
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for range 2000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		if l.Addr().(*net.TCPAddr).Port == p.Number {
+			t.Fatalf("the kernel handed out reserved port %d", p.Number)
+		}
+	}
+	other, err := net.Listen("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("a program cannot listen on the reserved port: %v", err)
+	}
+	if l, err := net.Listen("tcp", p.Addr()); err == nil {
+		l.Close()
+		t.Fatal("two listeners on the reserved port at once")
+	}
+	other.Close()
+	if c, err := net.Dial("tcp", p.Addr()); err == nil {
+		c.Close()
+		t.Fatal("the port answers after its listener closed; want it reserved again")
+	}
+	for range 2000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		if l.Addr().(*net.TCPAddr).Port == p.Number {
+			t.Fatalf("the kernel handed out port %d after its listener closed", p.Number)
+		}
+	}
+	l, err := net.Listen("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("listen once the port is free again: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("dial the reservation's listener: %v", err)
+	}
+	c.Close()
+}
