@@ -29,6 +29,7 @@ import (
 	"github.com/rorokube/roro/internal/testcluster"
 	"github.com/rorokube/roro/internal/testdbus"
 	"github.com/rorokube/roro/internal/testdisplay"
+	"github.com/rorokube/roro/internal/testport"
 	"github.com/rorokube/roro/themes"
 )
 
@@ -81,6 +82,8 @@ func TestWindowEndToEnd(t *testing.T) {
 	disp := testdisplay.Start(t)
 	bus := testdbus.Start(t) // before roro starts: its environment carries the bus
 	dir := demoCopy(t, "e2e-")
+	// The demo's forwards have fixed ports: held for this test, so only roro binds them.
+	apiPort, dbPort := testport.ReserveAt(t, 18080), testport.ReserveAt(t, 15432)
 	kc := []string{"--kubeconfig", tc.Kubeconfig, "--workspace", dir}
 	t.Cleanup(func() { runCLI(t, append(kc, "down")...) })
 	up, sel := where(t, dir, "Up api"), where(t, dir, "Select api")
@@ -226,7 +229,7 @@ func TestWindowEndToEnd(t *testing.T) {
 		t.Fatalf("api's Deployment survived the tray's Down: %v\n%s", err, out.String())
 	}
 	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:18080")
+		ln, err := net.Listen("tcp", apiPort.Addr())
 		if err == nil {
 			ln.Close()
 		}
@@ -245,7 +248,7 @@ func TestWindowEndToEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("roro did not end within 10 s of Ctrl-C\n%s", out.String())
 	}
-	if ln, err := net.Listen("tcp", "127.0.0.1:15432"); err != nil {
+	if ln, err := net.Listen("tcp", dbPort.Addr()); err != nil {
 		t.Errorf("db's port 15432 still bound after roro ended: %v", err)
 	} else {
 		ln.Close()

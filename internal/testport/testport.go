@@ -31,6 +31,14 @@ type Port struct {
 // test ends.
 func Reserve(t testing.TB) *Port {
 	t.Helper()
+	return ReserveAt(t, 0)
+}
+
+// ReserveAt reserves a given port on 127.0.0.1 (0 picks a new one), for a test of something
+// whose port is fixed, such as the demo workspace's forwards; the test fails at once, naming
+// the port, if something already listens on it.
+func ReserveAt(t testing.TB, port int) *Port {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("reserve a port: socket: %v", err)
@@ -39,9 +47,9 @@ func Reserve(t testing.TB) *Port {
 		syscall.Close(fd)
 		t.Fatalf("reserve a port: SO_REUSEADDR: %v", err)
 	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
 		syscall.Close(fd)
-		t.Fatalf("reserve a port: bind: %v", err)
+		t.Fatalf("reserve port %d on 127.0.0.1: %v (is something listening on it? this test needs it free)", port, err)
 	}
 	sa, err := syscall.Getsockname(fd)
 	if err != nil {

@@ -2,7 +2,9 @@ package testport
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -69,4 +71,41 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("dial the reservation's listener: %v", err)
 	}
 	c.Close()
+}
+
+// TestReserveAt: a fixed port can be reserved while nothing listens on it, and reserving it
+// while something does fails, naming the port.
+func TestReserveAt(t *testing.T) {
+	p := Reserve(t)
+	q := ReserveAt(t, p.Number) // a second reservation of the same port is allowed, as a listener is
+	if q.Number != p.Number {
+		t.Fatalf("reserved %d, asked for %d", q.Number, p.Number)
+	}
+	l, err := net.Listen("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ft := &fatalT{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		ReserveAt(ft, p.Number)
+	}()
+	if !strings.Contains(ft.msg, "reserve port "+p.String()+" on 127.0.0.1") {
+		t.Errorf("reserving a listened-on port said %q", ft.msg)
+	}
+}
+
+// fatalT records Fatalf's message and stops the caller as Fatalf does (by panicking here,
+// recovered by the test, rather than by runtime.Goexit).
+type fatalT struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalT) Helper() {}
+
+func (f *fatalT) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f.msg)
 }
