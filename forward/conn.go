@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,58 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/portforward"
-	"k8s.io/client-go/transport/spdy"
-	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
-
-// Transports a forward may use to reach pods.
-const (
-	// TransportAuto tries WebSocket and falls back to SPDY, as client-go's fallback dialer does.
-	TransportAuto = "auto"
-	// TransportWebSocket uses the port-forward protocol tunnelled over WebSocket only.
-	TransportWebSocket = "websocket"
-	// TransportSPDY uses SPDY only.
-	TransportSPDY = "spdy"
-)
-
-// dialPod opens one upgraded connection to pod's portforward subresource.
-func dialPod(cfg *rest.Config, u *url.URL, transport string) (httpstream.Connection, error) {
-	newSPDY := func() (httpstream.Dialer, error) {
-		rt, upgrader, err := spdy.RoundTripperFor(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return spdy.NewDialer(upgrader, &http.Client{Transport: rt}, http.MethodPost, u), nil
-	}
-	var dialer httpstream.Dialer
-	var err error
-	switch transport {
-	case TransportSPDY:
-		dialer, err = newSPDY()
-	case TransportWebSocket:
-		dialer, err = portforward.NewSPDYOverWebsocketDialer(u, cfg)
-	default:
-		var ws, sp httpstream.Dialer
-		if ws, err = portforward.NewSPDYOverWebsocketDialer(u, cfg); err != nil {
-			return nil, err
-		}
-		if sp, err = newSPDY(); err != nil {
-			return nil, err
-		}
-		// client-go's WebSocket dialer reports a refused upgrade as k8s.io/streaming's
-		// UpgradeFailureError (as kubectl checks it), not apimachinery's.
-		dialer = portforward.NewFallbackDialer(ws, sp, func(err error) bool {
-			return streamhttp.IsUpgradeFailure(err) || httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-		})
-	}
-	if err != nil {
-		return nil, err
-	}
-	conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
-	return conn, err
-}
 
 // podConn is the one upgraded connection to one pod that carries every local connection
 // sent there, each as its own pair of streams.
@@ -80,6 +28,7 @@ type podConn struct {
 	pod   string
 	uid   string
 	conn  httpstream.Connection
+	raw   io.Closer      // the socket under conn; nil when there is none (tests)
 	ports map[string]int // remote spec → the pod's port
 	ids   atomic.Int64
 	once  sync.Once
@@ -92,10 +41,10 @@ type podConn struct {
 	streams map[httpstream.Stream]struct{} // open, so close can reset them
 }
 
-// newPodConn wraps an upgraded connection to pod; its done signal follows the transport's
-// closing from now on.
-func newPodConn(pod, uid string, conn httpstream.Connection, ports map[string]int) *podConn {
-	pc := &podConn{pod: pod, uid: uid, conn: conn, ports: ports, done: make(chan struct{})}
+// newPodConn wraps an upgraded connection to pod, and raw, the socket under it; its done
+// signal follows the transport's closing from now on.
+func newPodConn(pod, uid string, conn httpstream.Connection, raw io.Closer, ports map[string]int) *podConn {
+	pc := &podConn{pod: pod, uid: uid, conn: conn, raw: raw, ports: ports, done: make(chan struct{})}
 	go func() {
 		select {
 		case <-conn.CloseChan():
@@ -277,8 +226,10 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 // close ends the pod connection at once, and with it every stream on it; idempotent. It
 // fires the done signal first, so every request waiting on the connection moves on now (to
 // the next pod when the pod never answered it), resets the streams still open, and closes the
-// transport in the background: closing an SPDY connection sends GOAWAY and then waits,
-// without a bound, for every stream the far side may never answer.
+// socket under the connection, so nothing of it outlives the close whatever the far side
+// does: SPDY's own close, run in the background for its bookkeeping, sends GOAWAY and then
+// waits, without a bound, for every stream the far side may never answer; it ends when its
+// read loop sees the closed socket.
 func (pc *podConn) close() {
 	pc.once.Do(func() {
 		pc.finish()
@@ -289,6 +240,9 @@ func (pc *podConn) close() {
 		pc.mu.Unlock()
 		for s := range open {
 			_ = s.Reset()
+		}
+		if pc.raw != nil {
+			_ = pc.raw.Close()
 		}
 		go func() { _ = pc.conn.Close() }()
 	})

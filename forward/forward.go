@@ -368,13 +368,12 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 			}
 			ports[p.Remote] = n
 		}
-		u := f.kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
-		conn, err := dialPod(f.cfg, u, f.opts.Transport)
+		conn, raw, err := dialPod(ctx, f.cfg, pod.Namespace, pod.Name, f.opts.Transport)
 		if err != nil {
 			f.setState(Reconnecting, pod.Name, "cannot reach pod "+pod.Name+": "+err.Error())
 			return err
 		}
-		pc = newPodConn(pod.Name, string(pod.UID), conn, ports)
+		pc = newPodConn(pod.Name, string(pod.UID), conn, raw, ports)
 		f.mu.Lock()
 		f.conns[pc.uid] = pc
 		f.mu.Unlock()

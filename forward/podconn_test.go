@@ -2,13 +2,21 @@ package forward
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rorokube/roro/internal/testcluster"
 )
 
 // goneConn is an upgraded connection to a pod as it behaves after Roro sent GOAWAY to a pod
@@ -44,7 +52,7 @@ func (c *goneConn) RemoveStreams(...httpstream.Stream) {}
 func TestCloseFreesWaitingRequests(t *testing.T) {
 	conn := &goneConn{release: make(chan struct{})}
 	t.Cleanup(func() { close(conn.release) })
-	pc := newPodConn("gone", "uid", conn, map[string]int{"7000": 7000})
+	pc := newPodConn("gone", "uid", conn, nil, map[string]int{"7000": 7000})
 	type result struct {
 		moved bool
 		err   error
@@ -93,4 +101,156 @@ func TestCloseFreesWaitingRequests(t *testing.T) {
 	if conn.closes.Load() != 1 {
 		t.Errorf("transport closed %d times, want once", conn.closes.Load())
 	}
+}
+
+// TestClosedPodConnectionFreesItsSocket: when the forward closes a pod connection, its
+// socket and every goroutine of it are gone within a second, whatever the far side does; here
+// the far side is a black hole (a gate in front of the API server that takes everything,
+// answers nothing and closes nothing), the worst a network or a stuck API server can do, and
+// a stream is being created and one is open when the pod goes. Before the socket was freed,
+// SPDY's close waited for the unanswered stream for ever, and the socket and its goroutines
+// stayed (issue 14).
+func TestClosedPodConnectionFreesItsSocket(t *testing.T) {
+	tc := testcluster.Get(t)
+	for _, transport := range []string{TransportWebSocket, TransportSPDY} {
+		t.Run(transport, func(t *testing.T) {
+			ctx := testcluster.Context(t, time.Minute)
+			ns := tc.Namespace(t, "fwd-free")
+			testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+			objs, err := testcluster.Decode([]byte(echoApp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.Apply(ctx, ns, objs...); err != nil {
+				t.Fatal(err)
+			}
+			gate := tc.NewGate(t)
+			gate.Open(t)
+			gated, err := clientcmd.BuildConfigFromFlags("", gate.Kubeconfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := podConnGoroutines()
+			// Pod connections go through the gate; the watch goes straight to the API server, so
+			// the forward still learns that its pod is gone.
+			f := startForwardWith(t, gated, tc.Kube, Spec{Namespace: ns, Target: "deployment/echo", Ports: []string{"0:7000"}}, Options{Transport: transport})
+			st := waitState(t, f, Connected, "connected to pod")
+			for range 5 {
+				if err := echoOnce(addr(f), []byte("ping")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// One local connection stays open mid-conversation, so a stream is open at the close.
+			held, err := net.Dial("tcp", addr(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			_ = held.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := held.Write([]byte("half")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(held, make([]byte, 4)); err != nil {
+				t.Fatal(err)
+			}
+			if n := socketsTo(t, gate.Port()); n != 1 {
+				t.Fatalf("%d sockets to the gate while connected, want the pod connection's 1", n)
+			}
+			if n := podConnGoroutines(); n <= before {
+				t.Fatalf("%d goroutines of pod connections while connected (%d before): the count misses them", n, before)
+			}
+
+			gate.Blackhole()
+			// A new local connection now asks for its streams, which the far side never
+			// answers: SPDY's close waits for such streams for ever.
+			pending, err := net.Dial("tcp", addr(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pending.Close()
+			if _, err := pending.Write([]byte("lost")); err != nil {
+				t.Fatal(err)
+			}
+			dep := objs[0].DeepCopy()
+			dep.SetResourceVersion("")
+			dep.SetManagedFields(nil)
+			_ = setReplicas(dep, 0) // no replacement: nothing new is dialled through the black hole
+			if err := tc.Apply(ctx, ns, dep); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); f.Status().Pod == st.Pod; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the forward never left pod %s; events:\n%s", st.Pod, events(f.Status()))
+				}
+			}
+			left := time.Now()
+			var sockets, goroutines int
+			for time.Since(left) < time.Second {
+				sockets, goroutines = socketsTo(t, gate.Port()), podConnGoroutines()
+				if sockets == 0 && goroutines <= before {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			buf := make([]byte, 1<<20)
+			t.Errorf("a second after the forward left pod %s: %d sockets to the gate, %d goroutines of pod connections (%d before):\n%s",
+				st.Pod, sockets, goroutines, before, podConnStacks(buf))
+		})
+	}
+}
+
+// podConnFrames are the functions whose goroutines belong to a pod connection.
+var podConnFrames = []string{"moby/spdystream", "k8s.io/streaming/pkg/httpstream/spdy", "gorilla/websocket", "tools/portforward", "forward.(*podConn)", "forward.newPodConn"}
+
+// podConnGoroutines counts the goroutines running code of a pod connection.
+func podConnGoroutines() int {
+	return strings.Count(podConnStacks(make([]byte, 4<<20)), "\n\ngoroutine ")
+}
+
+// podConnStacks is the stacks of the goroutines running code of a pod connection, each
+// preceded by a blank line.
+func podConnStacks(buf []byte) string {
+	all := string(buf[:runtime.Stack(buf, true)])
+	var b strings.Builder
+	for g := range strings.SplitSeq(all, "\n\n") {
+		for _, f := range podConnFrames {
+			if strings.Contains(g, f) {
+				b.WriteString("\n\n" + g)
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// socketsTo counts this process's TCP sockets connected to port on 127.0.0.1 (from
+// /proc/net/tcp, matched to the process's descriptors by inode).
+func socketsTo(t *testing.T, port int) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil {
+			if inode, ok := strings.CutPrefix(target, "socket:["); ok {
+				inodes[strings.TrimSuffix(inode, "]")] = true
+			}
+		}
+	}
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		if len(f) > 9 && strings.HasSuffix(f[2], want) && f[3] != "06" && inodes[f[9]] { // 06: TIME_WAIT
+			n++
+		}
+	}
+	return n
 }

@@ -9,7 +9,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -75,6 +77,7 @@ type Gate struct {
 	mu         sync.Mutex
 	ln         net.Listener
 	conns      []net.Conn
+	holed      atomic.Bool
 }
 
 // NewGate reserves a port for a closed gate to c's API server; it closes with the test.
@@ -124,10 +127,44 @@ func (g *Gate) Open(t testing.TB) {
 			g.mu.Lock()
 			g.conns = append(g.conns, c, up)
 			g.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() { g.relay(up, c); up.Close() }()
+			go func() {
+				g.relay(c, up)
+				if !g.holed.Load() { // a black hole never closes a client's connection
+					c.Close()
+				}
+			}()
 		}
 	}()
+}
+
+// relay copies src to dst until src ends; in a black hole it reads on and drops everything.
+func (g *Gate) relay(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !g.holed.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Blackhole turns the gate into a far side that takes everything and answers nothing, on the
+// connections already open and on new ones: bytes in either direction are dropped, no
+// connection to a client is closed (it stays open until the client closes it, or the test
+// ends), and a connection to the API server is closed only when its client's is.
+func (g *Gate) Blackhole() { g.holed.Store(true) }
+
+// Port is the gate's port on 127.0.0.1.
+func (g *Gate) Port() int {
+	_, port, _ := net.SplitHostPort(g.addr)
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func (g *Gate) close() {
