@@ -66,6 +66,13 @@ func forwardChild(spec string) int {
 	}
 	fmt.Printf("ready 127.0.0.1:%d\n", fw.Ports()[0].Local)
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	st := fw.Status()
+	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut\n", f[3], st.Total, st.Failures, st.Cut)
+	for _, e := range st.Events {
+		if e.State == Failed {
+			fmt.Fprintln(os.Stderr, "  ", e.String())
+		}
+	}
 	fw.Stop()
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -106,7 +113,8 @@ type churnSide struct {
 type churnResult struct {
 	latencies []time.Duration // every request, failed or not, until it ended
 	failed    int
-	outage    time.Duration // the longest time in which no request through it succeeded
+	outage    time.Duration  // the longest time in which no request through it succeeded
+	why       map[string]int // failed requests by what the client saw
 }
 
 // Client and churn parameters: four request loops with a 2 s client timeout (a failed
@@ -167,6 +175,9 @@ func BenchmarkPodChurn(b *testing.B) {
 			res := churn(b, tc, ns, addr, s.holdsPort)
 			stop()
 			results[s.name] = append(results[s.name], res)
+			if res.failed > 0 {
+				b.Logf("%s run %d: %d failed requests: %v", s.name, run+1, res.failed, res.why)
+			}
 		}
 	}
 	for _, s := range sides {
@@ -213,6 +224,10 @@ func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort boo
 				res.latencies = append(res.latencies, end.Sub(start))
 				if err != nil {
 					res.failed++
+					if res.why == nil {
+						res.why = map[string]int{}
+					}
+					res.why[failureKind(err)]++
 				} else {
 					res.outage = max(res.outage, start.Sub(lastOK))
 					lastOK = end
@@ -248,6 +263,22 @@ func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort boo
 	close(stop)
 	wg.Wait()
 	return res
+}
+
+// failureKind names what a client saw of a failed request.
+func failureKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	}
+	return err.Error()
 }
 
 // request is one short request: a new connection, msg there and back, within the client

@@ -29,6 +29,7 @@ type podConn struct {
 	uid   string
 	conn  httpstream.Connection
 	raw   io.Closer      // the socket under conn; nil when there is none (tests)
+	born  time.Time      // when the forward connected to the pod
 	ports map[string]int // remote spec → the pod's port
 	ids   atomic.Int64
 	once  sync.Once

@@ -374,6 +374,7 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 			return err
 		}
 		pc = newPodConn(pod.Name, string(pod.UID), conn, raw, ports)
+		pc.born = f.opts.Now()
 		f.mu.Lock()
 		f.conns[pc.uid] = pc
 		f.mu.Unlock()
@@ -440,6 +441,15 @@ func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
 	}
 }
 
+// startGrace is how long a pod that has just become Ready may refuse connections before its
+// refusals count: without a readiness probe a pod is Ready once its containers start, often
+// before its program listens. A connection refused in that time that had no answer yet is
+// tried again every graceRetry (within its hold time), on that pod or on the one replacing it.
+const (
+	startGrace = 3 * time.Second
+	graceRetry = 100 * time.Millisecond
+)
+
 // serve sends one local connection to the current pod, holding it while there is none (up to
 // the hold time), and moving it to a fresh connection when the pod's broke before any byte
 // moved.
@@ -485,6 +495,20 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 		case err == nil:
 			answered()
 			return
+		case errors.As(err, &refused) && !moved && f.opts.Now().Sub(pc.born) < startGrace:
+			// Refused by a pod that has only just become Ready: its program may not listen
+			// yet. Try again shortly, on it or on the pod that replaces it.
+			select {
+			case <-changed:
+			case <-f.opts.After(graceRetry):
+			case <-deadline.C:
+				f.failures.Add(1)
+				f.setRefused(pc.pod, refused.Error())
+				return
+			case <-ctx.Done():
+				return
+			}
+			continue
 		case errors.As(err, &refused) && !moved && attempt < 3 && f.movesOn(pc, changed, 500*time.Millisecond):
 			// The pod refused, but it is being replaced (its deletion not seen yet a moment
 			// ago): the connection goes to the next pod instead of failing.

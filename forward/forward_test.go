@@ -311,8 +311,9 @@ func TestForward200Concurrent(t *testing.T) {
 // while the target has no pod (not connected to any pod yet, so nothing is being reconnected);
 // connected once a pod is Ready, although that pod's port refuses: connected says the tunnel to
 // the pod is up, and a forward does not probe the port, so until a connection tries it nothing
-// is known to be wrong; failed at the first refused connection, with the reason, counted as a
-// failure, the local port still bound; connected again when a connection gets through;
+// is known to be wrong; failed at the first refused connection (which is retried until the
+// pod is past its 3 s start grace), with the reason, counted as one failure, the local port
+// still bound; connected again when a connection gets through;
 // reconnecting when the pod goes; stopped at the end (startForward's cleanup).
 func TestForwardStatesAndRefusal(t *testing.T) {
 	tc := testcluster.Get(t)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rorokube/roro/internal/testcluster"
+	"github.com/rorokube/roro/internal/testport"
 )
 
 // Tests of what the README and the doc comments promise about a forward's options and
@@ -621,5 +622,67 @@ func TestStatefulSetTarget(t *testing.T) {
 	}
 	if st := f.Status(); st.Failures != 0 {
 		t.Errorf("%d failures; events:\n%s", st.Failures, events(st))
+	}
+}
+
+// TestJustReadyPodMayRefuseAtFirst: a pod that has just become Ready whose program does not
+// listen yet (no readiness probe: Ready once its containers start) refuses the first
+// connections; within the start grace (3 s) a connection it refused before any answer is tried
+// again until the port answers, so the client sees one slow connection, not a failure, and
+// the forward never reports failed.
+func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	ns := tc.Namespace(t, "fwd-grace")
+	objs, err := testcluster.Decode([]byte(echoApp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Apply(ctx, ns, objs...); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := testport.Reserve(t) // the pod's port: refuses until the program listens on it
+	if err := tc.Apply(ctx, ns, testcluster.PortForwardFor(&pods[0], &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port.Number})); err != nil {
+		t.Fatal(err)
+	}
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "deployment/echo", Ports: []string{"0:7000"}}, Options{})
+	waitState(t, f, Connected, "connected to pod "+pods[0].Name)
+	result := make(chan error, 1)
+	start := time.Now()
+	go func() { result <- echoOnce(addr(f), []byte("early")) }()
+	time.Sleep(800 * time.Millisecond) // the program starts listening a moment later
+	ln, err := net.Listen("tcp", port.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { testcluster.Echo("", c); c.Close() }()
+		}
+	}()
+	if err := <-result; err != nil {
+		t.Fatalf("the connection made while the pod's port still refused: %v; events:\n%s", err, events(f.Status()))
+	}
+	took := time.Since(start)
+	st := f.Status()
+	if st.Failures != 0 || st.State != Connected {
+		t.Errorf("after the port came up: %s with %d failures; events:\n%s", st.State, st.Failures, events(st))
+	}
+	for _, e := range st.Events {
+		if e.State == Failed {
+			t.Errorf("reported failed during the start grace: %s", e)
+		}
+	}
+	if took < 800*time.Millisecond {
+		t.Errorf("the echo came back after %s, before the port listened", took)
 	}
 }
