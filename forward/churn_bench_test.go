@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -115,6 +116,9 @@ type churnResult struct {
 	failed    int
 	outage    time.Duration  // the longest time in which no request through it succeeded
 	why       map[string]int // failed requests by what the client saw
+	// replacement is the longest time from a deletion to the next pod Ready and serving:
+	// while it lasts there is no pod to send a request to, whatever forwards it.
+	replacement time.Duration
 }
 
 // Client and churn parameters: four request loops with a 2 s client timeout (a failed
@@ -135,7 +139,7 @@ const (
 // three runs each, sides alternated. It reports, per side, the latency of every request
 // (p50, p99, max), the failed requests, and the longest time with no request succeeding.
 func BenchmarkPodChurn(b *testing.B) {
-	tc, _, ns, kubectl := benchFixture(b)
+	tc, binder, ns, kubectl := benchFixture(b)
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -172,7 +176,7 @@ func BenchmarkPodChurn(b *testing.B) {
 		}
 		for _, s := range order {
 			addr, stop := s.start(b)
-			res := churn(b, tc, ns, addr, s.holdsPort)
+			res := churn(b, tc, binder, ns, addr, s.holdsPort)
 			stop()
 			results[s.name] = append(results[s.name], res)
 			if res.failed > 0 {
@@ -183,11 +187,12 @@ func BenchmarkPodChurn(b *testing.B) {
 	for _, s := range sides {
 		var all []time.Duration
 		failed := 0
-		var outage time.Duration
+		var outage, replacement time.Duration
 		for _, r := range results[s.name] {
 			all = append(all, r.latencies...)
 			failed += r.failed
 			outage = max(outage, r.outage)
+			replacement = max(replacement, r.replacement)
 		}
 		slices.Sort(all)
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -197,11 +202,12 @@ func BenchmarkPodChurn(b *testing.B) {
 		b.ReportMetric(ms(all[len(all)*99/100]), s.name+"-p99-ms")
 		b.ReportMetric(ms(all[len(all)-1]), s.name+"-max-ms")
 		b.ReportMetric(ms(outage), s.name+"-outage-ms")
+		b.ReportMetric(ms(replacement), s.name+"-replacement-max-ms")
 	}
 }
 
 // churn runs the load through addr while it replaces the pod churnReplacements times.
-func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort bool) churnResult {
+func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns, addr string, holdsPort bool) churnResult {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var res churnResult
@@ -240,19 +246,27 @@ func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort boo
 		})
 	}
 	zero := int64(0)
+	next := time.Now().Add(churnEvery) // deletions every churnEvery, however long a replacement takes
 	for range churnReplacements {
-		time.Sleep(churnEvery)
+		time.Sleep(time.Until(next))
+		next = next.Add(churnEvery)
 		list, err := tc.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
 		if err != nil {
 			b.Fatal(err)
 		}
+		deleted := map[string]bool{}
 		for _, p := range list.Items {
+			deleted[p.Name] = true
 			if p.DeletionTimestamp == nil {
 				if err := tc.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 					b.Fatal(err)
 				}
 			}
 		}
+		gap := replaced(b, tc, binder, ns, deleted)
+		mu.Lock()
+		res.replacement = max(res.replacement, gap)
+		mu.Unlock()
 		if holdsPort {
 			_, port, _ := net.SplitHostPort(addr)
 			n, _ := strconv.Atoi(port)
@@ -263,6 +277,30 @@ func churn(b *testing.B, tc *testcluster.Cluster, ns, addr string, holdsPort boo
 	close(stop)
 	wg.Wait()
 	return res
+}
+
+// replaced waits for a pod not in gone to be Ready with its server bound, and returns how
+// long that took.
+func replaced(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns string, gone map[string]bool) time.Duration {
+	start := time.Now()
+	for deadline := start.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range binder.Servers() {
+			if s.Closed() || gone[s.Pod] {
+				continue
+			}
+			p, err := tc.Kube.CoreV1().Pods(ns).Get(context.Background(), s.Pod, metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					return time.Since(start)
+				}
+			}
+		}
+	}
+	b.Fatal("no replacement pod was Ready and bound within 30 s")
+	return 0
 }
 
 // failureKind names what a client saw of a failed request.

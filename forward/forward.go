@@ -447,7 +447,7 @@ func (f *Forward) accept(ctx context.Context, ln net.Listener, p portSpec) {
 // tried again every graceRetry (within its hold time), on that pod or on the one replacing it.
 const (
 	startGrace = 3 * time.Second
-	graceRetry = 100 * time.Millisecond
+	graceRetry = 50 * time.Millisecond
 )
 
 // serve sends one local connection to the current pod, holding it while there is none (up to

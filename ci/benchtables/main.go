@@ -84,11 +84,11 @@ var regions = []region{
 200 connections at once: roro {{int "roro-errors"}} errors, kubectl {{int "kubectl-errors"}} errors.
 `},
 	{name: "forward-churn", benchmark: "BenchmarkPodChurn", text: `
-| per run (3 runs each, sides alternated) | requests | failed | p50 | p99 | max | longest outage |
-|---|---|---|---|---|---|---|
-| roro, WebSocket | {{int "roro-websocket-requests/run"}} | {{dec "roro-websocket-failed/run" 1}} | {{dec "roro-websocket-p50-ms" 1}} ms | {{dec "roro-websocket-p99-ms" 1}} ms | {{int "roro-websocket-max-ms"}} ms | {{int "roro-websocket-outage-ms"}} ms |
-| roro, SPDY | {{int "roro-spdy-requests/run"}} | {{dec "roro-spdy-failed/run" 1}} | {{dec "roro-spdy-p50-ms" 1}} ms | {{dec "roro-spdy-p99-ms" 1}} ms | {{int "roro-spdy-max-ms"}} ms | {{int "roro-spdy-outage-ms"}} ms |
-| ` + "`kubectl port-forward`" + `, restarted at once when it exits | {{int "kubectl-requests/run"}} | {{dec "kubectl-failed/run" 1}} | {{dec "kubectl-p50-ms" 1}} ms | {{dec "kubectl-p99-ms" 1}} ms | {{int "kubectl-max-ms"}} ms | {{int "kubectl-outage-ms"}} ms |
+| per run (3 runs each, sides alternated) | requests | failed | p50 | p99 | max | longest outage | longest pod replacement |
+|---|---|---|---|---|---|---|---|
+| roro, WebSocket | {{int "roro-websocket-requests/run"}} | {{dec "roro-websocket-failed/run" 1}} | {{dec "roro-websocket-p50-ms" 1}} ms | {{dec "roro-websocket-p99-ms" 1}} ms | {{int "roro-websocket-max-ms"}} ms | {{int "roro-websocket-outage-ms"}} ms | {{int "roro-websocket-replacement-max-ms"}} ms |
+| roro, SPDY | {{int "roro-spdy-requests/run"}} | {{dec "roro-spdy-failed/run" 1}} | {{dec "roro-spdy-p50-ms" 1}} ms | {{dec "roro-spdy-p99-ms" 1}} ms | {{int "roro-spdy-max-ms"}} ms | {{int "roro-spdy-outage-ms"}} ms | {{int "roro-spdy-replacement-max-ms"}} ms |
+| ` + "`kubectl port-forward`" + `, restarted at once when it exits | {{int "kubectl-requests/run"}} | {{dec "kubectl-failed/run" 1}} | {{dec "kubectl-p50-ms" 1}} ms | {{dec "kubectl-p99-ms" 1}} ms | {{int "kubectl-max-ms"}} ms | {{int "kubectl-outage-ms"}} ms | {{int "kubectl-replacement-max-ms"}} ms |
 `},
 	{name: "forward-idle", benchmark: "BenchmarkIdleForwards", text: `
 10 forwards idle for 60 s: {{dec "cpu-%core" 3}} % of a core; resident memory {{dec "rss-start-MiB" 1}} MiB, {{dec "rss-growth-MiB" 2}} MiB more at the end.
