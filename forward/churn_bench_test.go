@@ -69,8 +69,8 @@ func forwardChild(spec string) int {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	st := fw.Status()
 	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut\n", f[3], st.Total, st.Failures, st.Cut)
-	for _, e := range st.Events {
-		if e.State == Failed {
+	for _, e := range st.Events { // what went wrong, for a run with failures or a stall
+		if e.State == Failed || e.State == Reconnecting {
 			fmt.Fprintln(os.Stderr, "  ", e.String())
 		}
 	}
@@ -116,6 +116,7 @@ type churnResult struct {
 	failed    int
 	outage    time.Duration  // the longest time in which no request through it succeeded
 	why       map[string]int // failed requests by what the client saw
+	failures  []string       // when each failed request started, how long it took, what it saw
 	// replacement is the longest time from a deletion to the next pod Ready and serving:
 	// while it lasts there is no pod to send a request to, whatever forwards it.
 	replacement time.Duration
@@ -181,6 +182,9 @@ func BenchmarkPodChurn(b *testing.B) {
 			results[s.name] = append(results[s.name], res)
 			if res.failed > 0 {
 				b.Logf("%s run %d: %d failed requests: %v", s.name, run+1, res.failed, res.why)
+				if s.holdsPort { // roro's, to set beside its events (kubectl's are hundreds)
+					b.Logf("  %s", strings.Join(res.failures, "\n  "))
+				}
 			}
 		}
 	}
@@ -229,6 +233,7 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 				mu.Lock()
 				res.latencies = append(res.latencies, end.Sub(start))
 				if err != nil {
+					res.failures = append(res.failures, fmt.Sprintf("%s +%s %s", start.Format("15:04:05.000"), end.Sub(start).Round(time.Millisecond), failureKind(err)))
 					res.failed++
 					if res.why == nil {
 						res.why = map[string]int{}
