@@ -649,7 +649,15 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 	if err := tc.Apply(ctx, ns, testcluster.PortForwardFor(&pods[0], &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port.Number})); err != nil {
 		t.Fatal(err)
 	}
-	f := startForward(t, tc, Spec{Namespace: ns, Target: "deployment/echo", Ports: []string{"0:7000"}}, Options{})
+	var mu sync.Mutex
+	var waits []time.Duration // every wait the forward asked for: backoffs and grace retries
+	after := func(d time.Duration) <-chan time.Time {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return time.After(d)
+	}
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "deployment/echo", Ports: []string{"0:7000"}}, Options{After: after})
 	waitState(t, f, Connected, "connected to pod "+pods[0].Name)
 	result := make(chan error, 1)
 	start := time.Now()
@@ -684,5 +692,17 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 	}
 	if took < 800*time.Millisecond {
 		t.Errorf("the echo came back after %s, before the port listened", took)
+	}
+	mu.Lock()
+	retries := 0
+	for _, d := range waits {
+		if d == graceRetry {
+			retries++
+		}
+	}
+	mu.Unlock()
+	// 800 ms of refusals at one try per 50 ms; each try also waits for kwok's answer.
+	if graceRetry != 50*time.Millisecond || retries < 4 {
+		t.Errorf("%d retries %s apart while the port refused for 800 ms, want several 50 ms apart (the README's figure)", retries, graceRetry)
 	}
 }
