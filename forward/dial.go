@@ -120,7 +120,10 @@ func dialSPDY(ctx context.Context, cfg *rest.Config, u *url.URL) (httpstream.Con
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, _, err := spdy.Negotiate(up, &http.Client{Transport: wrapped}, req, portforward.PortForwardProtocolV1Name)
+	// An answer that redirects is a refused upgrade, not something to follow: following it
+	// would dial a second connection and lose the first.
+	client := &http.Client{Transport: wrapped, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	conn, _, err := spdy.Negotiate(up, client, req, portforward.PortForwardProtocolV1Name)
 	if err != nil {
 		if up.raw != nil {
 			_ = up.raw.Close()
