@@ -70,7 +70,8 @@ func forwardChild(spec string) int {
 	st := fw.Status()
 	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut\n", f[3], st.Total, st.Failures, st.Cut)
 	for _, e := range st.Events { // what went wrong, for a run with failures or a stall
-		if e.State == Failed || e.State == Reconnecting {
+		routine := strings.Contains(e.Message, " was deleted") || strings.HasPrefix(e.Message, "no pod of ")
+		if e.State == Failed || e.State == Reconnecting && !routine {
 			fmt.Fprintln(os.Stderr, "  ", e.String())
 		}
 	}
