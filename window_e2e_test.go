@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"image"
 	"image/color"
@@ -190,7 +191,7 @@ func TestWindowEndToEnd(t *testing.T) {
 		t.Errorf("the forward still reaches the deleted pod: %q", replaced)
 	}
 	// The window shows the forward reconnected, to the new pod.
-	newPod := strings.Fields(strings.TrimPrefix(replaced, "Hello from pod e2e-demo-api/"))[0]
+	newPod := answeringPod(replaced)
 	err = testcluster.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		b, _ := os.ReadFile(drawn)
 		return strings.Contains(string(b), "127.0.0.1:18080 → service/api:http") && strings.Contains(string(b), "connected to pod "+newPod), nil
@@ -268,12 +269,20 @@ func httpThrough(t *testing.T, ctx context.Context, url, not string) string {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		body = string(b)
-		return resp.StatusCode == http.StatusOK && strings.Contains(body, "Hello from pod") && (not == "" || !strings.Contains(body, not)), nil
+		pod := answeringPod(body)
+		return resp.StatusCode == http.StatusOK && pod != "" && pod != not, nil
 	})
 	if err != nil {
 		t.Fatalf("GET %s never answered (not from %q): %v; last %q", url, not, err, body)
 	}
 	return body
+}
+
+// answeringPod is the pod an echo answer came from ("os.hostname"), or "" if body is none.
+func answeringPod(body string) string {
+	var answer struct{ OS struct{ Hostname string } }
+	_ = json.Unmarshal([]byte(body), &answer)
+	return answer.OS.Hostname
 }
 
 // demoCopy copies the demo workspace with its name and its apps' namespaces prefixed, so that a test of the

@@ -4,7 +4,6 @@ package sandbox
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -45,8 +44,9 @@ type server struct {
 }
 
 // Serve makes the pods of namespace (all when empty) answer on their ports, until ctx ends:
-// each gets a local server that answers any HTTP request with the pod's name, through a kwok
-// PortForward owned by the pod (kwok runs no container, so nothing else would answer).
+// each gets a local server that answers any HTTP request as the demo's echo image would
+// (echoAnswer: the request, the pod's name, the env when the pod asks for it), through a
+// kwok PortForward owned by the pod (kwok runs no container, so nothing else would answer).
 func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interface, dyn dynamic.Interface) error {
 	var mu sync.Mutex
 	servers := map[types.UID]*server{}
@@ -66,11 +66,7 @@ func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interfac
 			return
 		}
 		name := pod.Namespace + "/" + pod.Name
-		go func() {
-			_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				fmt.Fprintf(w, "Hello from pod %s (the Roro sandbox: kwok runs no container; this answers for it)\n%s %s\n", name, r.Method, r.URL.Path)
-			}))
-		}()
+		go func() { _ = http.Serve(sniffListener{ln}, echoAnswer(pod)) }()
 		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

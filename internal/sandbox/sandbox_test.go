@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -18,7 +19,8 @@ import (
 )
 
 // TestSandboxPodsAnswer: with sandbox-pods running, an app's pod answers an HTTP request
-// through roro's forward with its name, as the newcomer sees it in the browser.
+// through roro's forward as the demo's echo image does (the request, the pod's name, and the
+// env it asked to show), as the newcomer sees it in the browser.
 func TestSandboxPodsAnswer(t *testing.T) {
 	tc := testcluster.Get(t)
 	ns := testcluster.UniqueName("roro-sandbox-pods")
@@ -30,7 +32,7 @@ func TestSandboxPodsAnswer(t *testing.T) {
 	dir := testfs.Layout(t, map[string]string{
 		"roro.json":         `{"name": "sandbox", "members": ["apps/*"]}`,
 		"apps/web/app.json": `{"namespace": "` + ns + `", "manifests": ["m.yaml"], "forwards": [{"target": "deployment/web", "ports": ["0:8080"]}]}`,
-		"apps/web/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - {name: web, image: example.invalid/web:1, ports: [{containerPort: 8080}]}\n",
+		"apps/web/m.yaml":   "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: example.invalid/web:1\n        ports: [{containerPort: 8080}]\n        env:\n        - {name: ECHO_INCLUDE_ENV_VARS, value: \"1\"}\n        - {name: API_URL, value: http://api.example}\n        - name: TOKEN\n          valueFrom: {secretKeyRef: {name: t, key: t, optional: true}}\n",
 	})
 	ws, err := workspace.Load(dir)
 	if err != nil {
@@ -74,7 +76,23 @@ func TestSandboxPodsAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no answer through the forward: %v (%q)", err, body)
 	}
-	if !strings.Contains(body, "Hello from pod "+ns+"/web-") || !strings.Contains(body, "GET /hello") {
-		t.Errorf("answer %q", body)
+	var answer struct {
+		Path, Method string
+		OS           struct{ Hostname string }
+		Env          map[string]string
+	}
+	if err := json.Unmarshal([]byte(body), &answer); err != nil {
+		t.Fatalf("answer %q is not the echo image's JSON: %v", body, err)
+	}
+	if !strings.HasPrefix(answer.OS.Hostname, "web-") || answer.Path != "/hello" || answer.Method != "GET" {
+		t.Errorf("answer %q: want GET /hello from a web pod", body)
+	}
+	// The pod asks for its env in the answer (ECHO_INCLUDE_ENV_VARS), as the demo's web does;
+	// a value from a Secret is not shown.
+	if answer.Env["API_URL"] != "http://api.example" || answer.Env["ECHO_INCLUDE_ENV_VARS"] != "1" {
+		t.Errorf("env in the answer: %v", answer.Env)
+	}
+	if _, ok := answer.Env["TOKEN"]; ok {
+		t.Errorf("a value from a Secret is in the answer: %v", answer.Env)
 	}
 }
