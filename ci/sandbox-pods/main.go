@@ -1,6 +1,7 @@
 // Command sandbox-pods makes the sandbox control plane's pods answer on their ports, as real
 // containers would: every pod (kwok runs no container) gets a small local server that answers
-// any HTTP request with the pod's name, through a kwok PortForward owned by the pod. ci/run-app
+// as the demo's images do (an HTTP echo naming the pod; PostgreSQL's startup to a database
+// client), through a kwok PortForward owned by the pod. ci/run-app
 // starts it beside the sandbox, so a forward opened in the browser shows which pod answered.
 package main
 

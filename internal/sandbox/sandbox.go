@@ -1,5 +1,6 @@
 // Package sandbox makes the pods of Roro's sandbox control plane (kwok: no containers) answer
-// on their ports, so that a forward shows, in a browser, which pod answered.
+// on their ports as the demo's images would, so that a forward shows, in a browser or a
+// database client, which pod answered.
 package sandbox
 
 import (
