@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,8 +135,8 @@ func TestDemoLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
-	if !slices.Contains(c.Args, "--database=db.demo-db.svc.cluster.local") {
-		t.Errorf("api args %v lack the database host of DevEnvironment dev", c.Args)
+	if got := envValue(c, "DATABASE_HOST"); got != "db.demo-db.svc.cluster.local" {
+		t.Errorf("api's DATABASE_HOST is %q, not the database host of DevEnvironment dev; env %v", got, c.Env)
 	}
 	var tokenRef *corev1.SecretKeySelector
 	for _, e := range c.Env {
@@ -209,8 +208,8 @@ func TestDemoLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(prDep.Spec.Template.Spec.Containers[0].Args, "--database=db.staging.internal") {
-		t.Errorf("pr-42 (staging) args %v lack DevEnvironment staging's host", prDep.Spec.Template.Spec.Containers[0].Args)
+	if got := envValue(prDep.Spec.Template.Spec.Containers[0], "DATABASE_HOST"); got != "db.staging.internal" {
+		t.Errorf("pr-42 (staging): DATABASE_HOST is %q, not DevEnvironment staging's host", got)
 	}
 	ps, _ = rt.Ps(ctx)
 	var instances []string
@@ -267,4 +266,15 @@ func TestDemoLifecycle(t *testing.T) {
 	if st := store.Load(); len(st.Deployed) != 0 {
 		t.Errorf("local state after down: %+v", st.Deployed)
 	}
+}
+
+// envValue is the value a container's spec gives the variable name ("" when unset or not a
+// plain value).
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
