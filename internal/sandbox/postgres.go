@@ -12,31 +12,61 @@ import (
 // a PostgreSQL startup packet itself (answerPostgres), so a pod's port answers in the protocol
 // the client speaks: HTTP for the demo's web and api, PostgreSQL's for its db. An HTTP request
 // opens with a method's letters; a PostgreSQL startup packet with its length, whose first byte
-// is 0 (every startup packet is shorter than 16 MiB).
+// is 0 (every startup packet is shorter than 16 MiB). Each connection is sniffed on its own
+// goroutine, so one that sends nothing holds up no other.
 type sniffListener struct {
 	net.Listener
+	conns chan net.Conn
+	done  chan struct{} // closed when the listener is
+	err   error         // why, once done is closed
+}
+
+// sniffWait bounds how long a new connection may stay silent before it is closed.
+const sniffWait = 30 * time.Second
+
+func newSniffListener(ln net.Listener) *sniffListener {
+	l := &sniffListener{Listener: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				l.err = err
+				close(l.done)
+				return
+			}
+			go l.sniff(c)
+		}
+	}()
+	return l
+}
+
+func (l *sniffListener) sniff(c net.Conn) {
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(sniffWait))
+	first, err := br.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return
+	}
+	if first[0] == 0 {
+		answerPostgres(c, br)
+		return
+	}
+	select {
+	case l.conns <- &peekedConn{Conn: c, r: br}:
+	case <-l.done:
+		c.Close()
+	}
 }
 
 // Accept returns the next HTTP connection; PostgreSQL ones are answered on the side.
-func (l sniffListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		br := bufio.NewReader(c)
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		first, err := br.Peek(1)
-		_ = c.SetReadDeadline(time.Time{})
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if first[0] == 0 {
-			go answerPostgres(c, br)
-			continue
-		}
-		return &peekedConn{Conn: c, r: br}, nil
+func (l *sniffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, l.err
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // TestPodPortSpeaksTheClientsProtocol: a sandbox pod's port answers PostgreSQL's own clients
 // as the demo's postgres image would let them in (pg_isready: accepting connections; psql
 // connects, and a query gets an error saying no database runs), and HTTP on the same port as
-// the echo image.
+// the echo image, while another client sits connected saying nothing.
 func TestPodPortSpeaksTheClientsProtocol(t *testing.T) {
 	for _, tool := range []string{"pg_isready", "psql"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -29,8 +29,14 @@ func TestPodPortSpeaksTheClientsProtocol(t *testing.T) {
 	}
 	defer ln.Close()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "demo-db"}}
-	go func() { _ = http.Serve(sniffListener{ln}, echoAnswer(pod)) }()
+	go func() { _ = http.Serve(newSniffListener(ln), echoAnswer(pod)) }()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	// A client that connects and says nothing holds up no other.
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
 
 	out, err := exec.Command("pg_isready", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-d", "demo", "-t", "5").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "accepting connections") {

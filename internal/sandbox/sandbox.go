@@ -67,7 +67,7 @@ func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interfac
 			return
 		}
 		name := pod.Namespace + "/" + pod.Name
-		go func() { _ = http.Serve(sniffListener{ln}, echoAnswer(pod)) }()
+		go func() { _ = http.Serve(newSniffListener(ln), echoAnswer(pod)) }()
 		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
