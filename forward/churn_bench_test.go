@@ -170,6 +170,9 @@ func BenchmarkPodChurn(b *testing.B) {
 		return addr, stop
 	}
 	sides := []churnSide{{"roro-websocket", roro(TransportWebSocket), true}, {"roro-spdy", roro(TransportSPDY), true}, {"kubectl", kube, false}}
+	if only := os.Getenv("RORO_CHURN_SIDES"); only != "" { // e.g. roro-spdy, to chase one side's stall
+		sides = slices.DeleteFunc(sides, func(s churnSide) bool { return !slices.Contains(strings.Split(only, ","), s.name) })
+	}
 	results := map[string][]churnResult{}
 	for run := range churnRuns * b.N {
 		order := slices.Clone(sides)
