@@ -69,6 +69,25 @@ func forwardChild(spec string) int {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	st := fw.Status()
 	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut\n", f[3], st.Total, st.Failures, st.Cut)
+	// The longest time without a pod connection, with the events around it: a stall shows
+	// whether it was waiting for a pod (the watch) or for a connection to one (the dial).
+	var worst time.Duration
+	var from, to Event
+	var since *Event
+	for i, e := range st.Events {
+		switch {
+		case e.State == Connected && since != nil:
+			if d := e.At.Sub(since.At); d > worst {
+				worst, from, to = d, *since, e
+			}
+			since = nil
+		case e.State != Connected && since == nil:
+			since = &st.Events[i]
+		}
+	}
+	if worst > 0 {
+		fmt.Fprintf(os.Stderr, "  longest without a pod connection: %s, from %s to %s\n", worst.Round(time.Millisecond), from, to)
+	}
 	for _, e := range st.Events { // what went wrong, for a run with failures or a stall
 		routine := strings.Contains(e.Message, " was deleted") || strings.HasPrefix(e.Message, "no pod of ")
 		if e.State == Failed || e.State == Reconnecting && !routine {
