@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,8 +23,8 @@ import (
 
 // TestDemoEndToEnd: the demo workspace, as a user runs it from the command line, on the test
 // control plane with the sandbox answering for its pods: `up` brings db, api and web up
-// healthy; `up --forward` forwards each app's ports, where api and web answer HTTP as the echo
-// image does (web with its API_URL in the answer) and db answers pg_isready; after Ctrl-C the
+// healthy; `up --forward` forwards each app's ports, where api (HTTP and HTTPS) and web answer
+// as the echo image does (web with its API_URL in the answer) and db answers pg_isready; after Ctrl-C the
 // ports are free; `down` leaves none of the demo's workloads.
 func TestDemoEndToEnd(t *testing.T) {
 	tc := testcluster.Get(t)
@@ -100,14 +101,15 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}()
 
-	for _, c := range []struct{ url, pod string }{{"http://127.0.0.1:18080/hello", "api-"}, {"http://127.0.0.1:3000/", "web-"}} {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the echo's HTTPS is self-signed
+	for _, c := range []struct{ url, pod string }{{"http://127.0.0.1:18080/hello", "api-"}, {"https://127.0.0.1:18443/hello", "api-"}, {"http://127.0.0.1:3000/", "web-"}} {
 		var answer struct {
 			Path string
 			OS   struct{ Hostname string }
 			Env  map[string]string
 		}
 		err := testcluster.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
-			resp, err := http.Get(c.url)
+			resp, err := client.Get(c.url)
 			if err != nil {
 				return false, nil
 			}

@@ -1,6 +1,6 @@
 // Command sandbox-pods makes the sandbox control plane's pods answer on their ports, as real
 // containers would: every pod (kwok runs no container) gets a small local server that answers
-// as the demo's images do (an HTTP echo naming the pod; PostgreSQL's startup to a database
+// as the demo's images do (an HTTP and HTTPS echo naming the pod; PostgreSQL's startup to a database
 // client), through a kwok PortForward owned by the pod. ci/run-app
 // starts it beside the sandbox, so a forward opened in the browser shows which pod answered.
 package main

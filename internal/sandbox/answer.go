@@ -38,13 +38,17 @@ func echoAnswer(pod *corev1.Pod) http.HandlerFunc {
 		for k, v := range r.URL.Query() {
 			query[k] = strings.Join(v, ", ")
 		}
+		protocol := "http"
+		if r.TLS != nil {
+			protocol = "https"
+		}
 		answer := map[string]any{
 			"path":     r.URL.Path,
 			"method":   r.Method,
 			"headers":  headers,
 			"query":    query,
 			"hostname": r.Host,
-			"protocol": "http",
+			"protocol": protocol,
 			"os":       map[string]string{"hostname": pod.Name},
 			"sandbox":  "kwok runs no container: the Roro sandbox answers for pod " + pod.Namespace + "/" + pod.Name + " as its image would",
 		}

@@ -5,6 +5,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -49,6 +50,10 @@ type server struct {
 // (echoAnswer: the request, the pod's name, the env when the pod asks for it), through a
 // kwok PortForward owned by the pod (kwok runs no container, so nothing else would answer).
 func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interface, dyn dynamic.Interface) error {
+	tlsConfig, err := selfSignedTLS(time.Now()) // one certificate for every pod's HTTPS
+	if err != nil {
+		return fmt.Errorf("a certificate for the pods' HTTPS: %w", err)
+	}
 	var mu sync.Mutex
 	servers := map[types.UID]*server{}
 	bind := func(obj any) {
@@ -67,7 +72,7 @@ func Serve(ctx context.Context, host, namespace string, kube kubernetes.Interfac
 			return
 		}
 		name := pod.Namespace + "/" + pod.Name
-		go func() { _ = http.Serve(newSniffListener(ln), echoAnswer(pod)) }()
+		go func() { _ = http.Serve(newSniffListener(ln, tlsConfig), echoAnswer(pod)) }()
 		pf := testcluster.PortForwardFor(pod, ln.Addr().(*net.TCPAddr))
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +18,7 @@ import (
 // TestPodPortSpeaksTheClientsProtocol: a sandbox pod's port answers PostgreSQL's own clients
 // as the demo's postgres image would let them in (pg_isready: accepting connections; psql
 // connects, and a query gets an error saying no database runs), and HTTP on the same port as
-// the echo image, while another client sits connected saying nothing.
+// the echo image, plain and in TLS, while another client sits connected saying nothing.
 func TestPodPortSpeaksTheClientsProtocol(t *testing.T) {
 	for _, tool := range []string{"pg_isready", "psql"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -29,7 +31,11 @@ func TestPodPortSpeaksTheClientsProtocol(t *testing.T) {
 	}
 	defer ln.Close()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "demo-db"}}
-	go func() { _ = http.Serve(newSniffListener(ln), echoAnswer(pod)) }()
+	cfg, err := selfSignedTLS(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = http.Serve(newSniffListener(ln, cfg), echoAnswer(pod)) }()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	// A client that connects and says nothing holds up no other.
 	silent, err := net.Dial("tcp", ln.Addr().String())
@@ -50,13 +56,18 @@ func TestPodPortSpeaksTheClientsProtocol(t *testing.T) {
 			t.Errorf("psql (sslmode %s): %v: %s", sslmode, err, out)
 		}
 	}
-	resp, err := http.Get("http://127.0.0.1:" + port + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), `"hostname": "db-0"`) {
-		t.Errorf("HTTP on the same port: %s", b)
+	// HTTP and HTTPS (a self-signed certificate, as the echo image's: curl -k) on the same port.
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for _, scheme := range []string{"http", "https"} {
+		resp, err := insecure.Get(scheme + "://127.0.0.1:" + port + "/")
+		if err != nil {
+			t.Errorf("%s on the same port: %v", scheme, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"hostname": "db-0"`) || !strings.Contains(string(b), `"protocol": "`+scheme+`"`) {
+			t.Errorf("%s on the same port: %s", scheme, b)
+		}
 	}
 }
