@@ -369,15 +369,7 @@ func TestForwardStatesAndRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { testcluster.Echo("", c); c.Close() }()
-		}
-	}()
+	go serveEcho(ln)
 	if err := echoOnce(addr(f), []byte("back")); err != nil {
 		t.Fatalf("after the port came up: %v", err)
 	}
@@ -401,6 +393,17 @@ func TestForwardStatesAndRefusal(t *testing.T) {
 
 func setReplicas(obj *unstructured.Unstructured, n int64) error {
 	return unstructured.SetNestedField(obj.Object, n, "spec", "replicas")
+}
+
+// serveEcho echoes every connection ln accepts, until it is closed: a pod's port coming up.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() { testcluster.Echo("", c); c.Close() }()
+	}
 }
 
 // waitState waits for the forward to reach state s with a reason containing reason.

@@ -668,15 +668,7 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { testcluster.Echo("", c); c.Close() }()
-		}
-	}()
+	go serveEcho(ln)
 	if err := <-result; err != nil {
 		t.Fatalf("the connection made while the pod's port still refused: %v; events:\n%s", err, events(f.Status()))
 	}

@@ -17,22 +17,7 @@ func TestReserve(t *testing.T) {
 	if _, err := net.Dial("tcp", p.Addr()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial a reserved port: %v, want connection refused", err)
 	}
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			l.Close()
-		}
-	}()
-	for range 2000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-		if l.Addr().(*net.TCPAddr).Port == p.Number {
-			t.Fatalf("the kernel handed out reserved port %d", p.Number)
-		}
-	}
+	ephemeralAvoiding(t, p.Number, "the kernel handed out reserved port %d")
 	other, err := net.Listen("tcp", p.Addr())
 	if err != nil {
 		t.Fatalf("a program cannot listen on the reserved port: %v", err)
@@ -46,16 +31,7 @@ func TestReserve(t *testing.T) {
 		c.Close()
 		t.Fatal("the port answers after its listener closed; want it reserved again")
 	}
-	for range 2000 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-		if l.Addr().(*net.TCPAddr).Port == p.Number {
-			t.Fatalf("the kernel handed out port %d after its listener closed", p.Number)
-		}
-	}
+	ephemeralAvoiding(t, p.Number, "the kernel handed out port %d after its listener closed")
 	l, err := net.Listen("tcp", p.Addr())
 	if err != nil {
 		t.Fatalf("listen once the port is free again: %v", err)
@@ -71,6 +47,22 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("dial the reservation's listener: %v", err)
 	}
 	c.Close()
+}
+
+// ephemeralAvoiding listens on 2,000 ephemeral ports, held until the test ends, failing with
+// msg (given the port) if the kernel hands out port.
+func ephemeralAvoiding(t *testing.T, port int, msg string) {
+	t.Helper()
+	for range 2000 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		if l.Addr().(*net.TCPAddr).Port == port {
+			t.Fatalf(msg, port)
+		}
+	}
 }
 
 // TestReserveAt: a fixed port can be reserved while nothing listens on it, and reserving it
