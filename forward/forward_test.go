@@ -56,6 +56,19 @@ spec:
   - {name: tcp, port: 80, targetPort: echo}
 `
 
+// applyEcho applies the echo app (Deployment and Service) to ns and returns its objects.
+func applyEcho(t testing.TB, tc *testcluster.Cluster, ns string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := testcluster.Decode([]byte(echoApp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Apply(testcluster.Context(t, time.Minute), ns, objs...); err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
 // echoFixture deploys the echo app in a fresh namespace with the per-pod binder.
 func echoFixture(t testing.TB) (*testcluster.Cluster, *testcluster.Binder, string) {
 	t.Helper()
@@ -63,13 +76,7 @@ func echoFixture(t testing.TB) (*testcluster.Cluster, *testcluster.Binder, strin
 	ctx := testcluster.Context(t, time.Minute)
 	ns := tc.Namespace(t, "fwd")
 	b := testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
-	objs, err := testcluster.Decode([]byte(echoApp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.Apply(ctx, ns, objs...); err != nil {
-		t.Fatal(err)
-	}
+	applyEcho(t, tc, ns)
 	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
 	if err != nil {
 		t.Fatal(err)

@@ -634,13 +634,7 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
 	ns := tc.Namespace(t, "fwd-grace")
-	objs, err := testcluster.Decode([]byte(echoApp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.Apply(ctx, ns, objs...); err != nil {
-		t.Fatal(err)
-	}
+	applyEcho(t, tc, ns)
 	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
 	if err != nil {
 		t.Fatal(err)

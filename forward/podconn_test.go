@@ -117,13 +117,7 @@ func TestClosedPodConnectionFreesItsSocket(t *testing.T) {
 			ctx := testcluster.Context(t, time.Minute)
 			ns := tc.Namespace(t, "fwd-free")
 			testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
-			objs, err := testcluster.Decode([]byte(echoApp))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tc.Apply(ctx, ns, objs...); err != nil {
-				t.Fatal(err)
-			}
+			objs := applyEcho(t, tc, ns)
 			gate := tc.NewGate(t)
 			gate.Open(t)
 			gated, err := clientcmd.BuildConfigFromFlags("", gate.Kubeconfig)
