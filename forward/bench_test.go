@@ -82,15 +82,21 @@ func kubectlForward(b *testing.B, kubectl, kubeconfig, ns, target, local string)
 // roroProcess runs roro's forward to target as a process of its own (as kubectl's is), over
 // the default transport, and returns its local address.
 func roroProcess(b *testing.B, tc *testcluster.Cluster, ns, target string) string {
+	addr, stop := startRoroChild(b, tc, ns, target, TransportAuto)
+	b.Cleanup(stop)
+	return addr
+}
+
+// startRoroChild starts roro's forward of target over transport as a process of its own
+// (forwardChild) and returns its address and how to stop it.
+func startRoroChild(b *testing.B, tc *testcluster.Cluster, ns, target, transport string) (string, func()) {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), "RORO_FORWARD_CHILD="+strings.Join([]string{tc.Kubeconfig, ns, target, TransportAuto}, "|"))
-	addr, stop := startChild(b, cmd, func(line string) (string, bool) { return strings.CutPrefix(line, "ready ") })
-	b.Cleanup(stop)
-	return addr
+	cmd.Env = append(os.Environ(), "RORO_FORWARD_CHILD="+strings.Join([]string{tc.Kubeconfig, ns, target, transport}, "|"))
+	return startChild(b, cmd, func(line string) (string, bool) { return strings.CutPrefix(line, "ready ") })
 }
 
 // transfer sends n random bytes through addr to the echo and reads them back.

@@ -161,16 +161,8 @@ const (
 // (p50, p99, max), the failed requests, and the longest time with no request succeeding.
 func BenchmarkPodChurn(b *testing.B) {
 	tc, binder, ns, kubectl := benchFixture(b)
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
 	roro := func(transport string) func(b *testing.B) (string, func()) {
-		return func(b *testing.B) (string, func()) {
-			cmd := exec.Command(self)
-			cmd.Env = append(os.Environ(), "RORO_FORWARD_CHILD="+strings.Join([]string{tc.Kubeconfig, ns, "deployment/echo", transport}, "|"))
-			return startChild(b, cmd, func(line string) (string, bool) { return strings.CutPrefix(line, "ready ") })
-		}
+		return func(b *testing.B) (string, func()) { return startRoroChild(b, tc, ns, "deployment/echo", transport) }
 	}
 	kube := func(b *testing.B) (string, func()) {
 		port := testport.Reserve(b).Number // kubectl's fixed local port, kept through its restarts

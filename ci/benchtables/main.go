@@ -108,7 +108,6 @@ type result struct {
 type input struct {
 	results map[string]result
 	machine map[string]string
-	order   []string // benchmarks in the order they appear
 }
 
 var (
@@ -147,8 +146,6 @@ func parse(r io.Reader, warn io.Writer) (*input, error) {
 		}
 		if _, dup := in.results[m[1]]; dup {
 			fmt.Fprintf(warn, "benchtables: %s appears more than once; its last result is used\n", m[1])
-		} else {
-			in.order = append(in.order, m[1])
 		}
 		in.results[m[1]] = res
 	}
