@@ -140,7 +140,15 @@ type churnResult struct {
 	// replacement is the longest time from a deletion to the next pod Ready and serving:
 	// while it lasts there is no pod to send a request to, whatever forwards it.
 	replacement time.Duration
+	// afterReady is the longest a request through a replacement lasted past the moment the
+	// next pod was Ready and serving: what the forward itself adds to the wait.
+	afterReady time.Duration
+	// slowest is the slowest request, with the replacement it went through.
+	slowest string
 }
+
+// span is a request's or a replacement's start and end.
+type span struct{ start, end time.Time }
 
 // Client and churn parameters: four request loops with a 2 s client timeout (a failed
 // request is retried after 10 ms, as a client library would), 20 pod replacements 2 s apart.
@@ -206,12 +214,14 @@ func BenchmarkPodChurn(b *testing.B) {
 	for _, s := range sides {
 		var all []time.Duration
 		failed := 0
-		var outage, replacement time.Duration
-		for _, r := range results[s.name] {
+		var outage, replacement, afterReady time.Duration
+		for i, r := range results[s.name] {
 			all = append(all, r.latencies...)
 			failed += r.failed
 			outage = max(outage, r.outage)
 			replacement = max(replacement, r.replacement)
+			afterReady = max(afterReady, r.afterReady)
+			b.Logf("%s run %d: slowest request %s", s.name, i+1, r.slowest)
 		}
 		slices.Sort(all)
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -222,6 +232,7 @@ func BenchmarkPodChurn(b *testing.B) {
 		b.ReportMetric(ms(all[len(all)-1]), s.name+"-max-ms")
 		b.ReportMetric(ms(outage), s.name+"-outage-ms")
 		b.ReportMetric(ms(replacement), s.name+"-replacement-max-ms")
+		b.ReportMetric(ms(afterReady), s.name+"-after-ready-max-ms")
 	}
 }
 
@@ -230,6 +241,7 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 	ctx := context.Background()
 	var mu sync.Mutex
 	var res churnResult
+	var requests, replacements []span
 	lastOK := time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -247,6 +259,7 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 				end := time.Now()
 				mu.Lock()
 				res.latencies = append(res.latencies, end.Sub(start))
+				requests = append(requests, span{start, end})
 				if err != nil {
 					res.failures = append(res.failures, fmt.Sprintf("%s +%s %s", start.Format("15:04:05.000"), end.Sub(start).Round(time.Millisecond), failureKind(err)))
 					res.failed++
@@ -270,6 +283,7 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 	for range churnReplacements {
 		time.Sleep(time.Until(next))
 		next = next.Add(churnEvery)
+		deleting := time.Now()
 		list, err := tc.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
 		if err != nil {
 			b.Fatal(err)
@@ -284,6 +298,7 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 			}
 		}
 		gap := replaced(b, tc, binder, ns, deleted)
+		replacements = append(replacements, span{deleting, time.Now()})
 		mu.Lock()
 		res.replacement = max(res.replacement, gap)
 		mu.Unlock()
@@ -296,7 +311,34 @@ func churn(b *testing.B, tc *testcluster.Cluster, binder *testcluster.Binder, ns
 	time.Sleep(churnEvery) // the last replacement under load too
 	close(stop)
 	wg.Wait()
+	res.afterReady, res.slowest = throughReplacements(requests, replacements)
 	return res
+}
+
+// throughReplacements returns the longest a request that overlapped a replacement lasted
+// past that replacement's end, and the slowest request, with the replacement it overlapped.
+func throughReplacements(requests, replacements []span) (time.Duration, string) {
+	var after time.Duration
+	var slowest span
+	for _, r := range requests {
+		if r.end.Sub(r.start) > slowest.end.Sub(slowest.start) {
+			slowest = r
+		}
+		for _, p := range replacements {
+			if r.start.Before(p.end) && r.end.After(p.start) {
+				after = max(after, r.end.Sub(p.end))
+			}
+		}
+	}
+	t := func(at time.Time) string { return at.Format("15:04:05.000") }
+	desc := fmt.Sprintf("%s from %s", slowest.end.Sub(slowest.start).Round(time.Millisecond), t(slowest.start))
+	for _, p := range replacements {
+		if slowest.start.Before(p.end) && slowest.end.After(p.start) {
+			desc += fmt.Sprintf(", through the replacement from %s (deletion) to %s (next pod Ready and serving): ended %s after it",
+				t(p.start), t(p.end), slowest.end.Sub(p.end).Round(time.Millisecond))
+		}
+	}
+	return after, desc
 }
 
 // replaced waits for a pod not in gone to be Ready with its server bound, and returns how
