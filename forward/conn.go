@@ -25,14 +25,17 @@ import (
 // the far side drops it, which over WebSocket is at the client's next write (the keepalive
 // ping, up to 10 s later) and may be never.
 type podConn struct {
-	pod   string
-	uid   string
-	conn  httpstream.Connection
-	raw   io.Closer      // the socket under conn; nil when there is none (tests)
-	born  time.Time      // when the forward connected to the pod
-	ports map[string]int // remote spec → the pod's port
-	ids   atomic.Int64
-	once  sync.Once
+	pod  string
+	uid  string
+	conn httpstream.Connection
+	raw  io.Closer // the socket under conn; nil when there is none (tests)
+	// chosen is when new connections first went to the pod (its start grace counts from
+	// then; a pod dialled ahead is connected before it is Ready). Written under the forward's
+	// mu before any connection can see the pod connection.
+	chosen time.Time
+	ports  map[string]int // remote spec → the pod's port
+	ids    atomic.Int64
+	once   sync.Once
 
 	done     chan struct{}
 	doneOnce sync.Once

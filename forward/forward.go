@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -31,6 +34,11 @@ type Options struct {
 	// After waits out the backoff between attempts to connect to a pod: it is called with
 	// each delay and its channel ends the wait; default time.After.
 	After func(time.Duration) <-chan time.Time
+	// Dial opens the upgraded connection to the portforward subresource of pod
+	// namespace/name and returns it with the network connection under it (closed first when
+	// the pod connection ends, so nothing of it outlives its pod); default: Transport, to the
+	// API server of the rest.Config given to New. Dials run in the background, several at once.
+	Dial func(ctx context.Context, namespace, name string) (httpstream.Connection, io.Closer, error)
 }
 
 // Forward forwards local ports to the pods of one target. New, then Run (blocking); Ready is
@@ -68,6 +76,11 @@ type Forward struct {
 	bound    []Port
 	changed  chan struct{} // closed and replaced when current changes
 	resolved *resolved
+
+	// Owned by follow's goroutine.
+	dialing    map[string]bool   // pod UIDs with a dial in flight
+	backingOff bool              // a dial failed: the next waits for the backoff or a watch event
+	triedAhead map[string]string // pod UID → the resourceVersion at which dialling it ahead failed
 }
 
 // New checks spec and returns a Forward that has not started.
@@ -95,9 +108,13 @@ func New(cfg *rest.Config, kube kubernetes.Interface, spec Spec, opts Options) (
 	if opts.Transport == "" {
 		opts.Transport = TransportAuto
 	}
+	if opts.Dial == nil {
+		opts.Dial = newDialer(cfg, opts.Transport).dial
+	}
 	f := &Forward{spec: spec, target: t, ports: ports, cfg: cfg, kube: kube, opts: opts,
 		ready: make(chan struct{}), stop: make(chan struct{}), state: Starting, since: opts.Now(),
-		conns: map[string]*podConn{}, changed: make(chan struct{})}
+		conns: map[string]*podConn{}, changed: make(chan struct{}),
+		dialing: map[string]bool{}, triedAhead: map[string]string{}}
 	return f, nil
 }
 
@@ -239,9 +256,10 @@ func (f *Forward) shutdown() {
 	f.setState(Stopped, "", "stopped")
 }
 
-// follow watches the target's pods and keeps an upgraded connection to the chosen one, with
-// jittered backoff (50 ms doubling to 5 s, reset after a success) when it cannot connect.
-// Watch events wake it at once; so does the loss of the connection.
+// follow watches the target's pods and keeps an upgraded connection to the chosen one. Dials
+// run in the background, so a slow one holds up nothing else; a failed one is retried with
+// jittered backoff (50 ms doubling to 5 s, reset after a success). Watch events wake it at
+// once; so do the loss of the connection and the end of a dial.
 func (f *Forward) follow(ctx context.Context, r *resolved) error {
 	opts := []informers.SharedInformerOption{informers.WithNamespace(f.spec.Namespace)}
 	if r.podName != "" {
@@ -264,21 +282,34 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 	if err != nil {
 		return err
 	}
+	// follow returns only once ctx has ended, so every dial still running ends soon, closing
+	// what it got; none outlives follow.
+	var dialers sync.WaitGroup
+	defer dialers.Wait()
 	stop := make(chan struct{})
 	defer func() { close(stop); factory.Shutdown() }()
 	factory.Start(stop)
+
+	dials := make(chan dialed)
+	dial := func(pod *corev1.Pod, ports map[string]int, ahead bool) {
+		f.dialing[string(pod.UID)] = true
+		d := dialed{uid: string(pod.UID), pod: pod.Name, version: pod.ResourceVersion, ports: ports, ahead: ahead}
+		dialers.Go(func() {
+			d.conn, d.raw, d.err = f.opts.Dial(ctx, pod.Namespace, pod.Name)
+			select {
+			case dials <- d:
+			case <-ctx.Done():
+				if d.err == nil {
+					newPodConn(d.pod, d.uid, d.conn, d.raw, d.ports).close()
+				}
+			}
+		})
+	}
 	backoff := 50 * time.Millisecond
 	var retry <-chan time.Time
 	for {
+		f.reconcile(inf, r, dial)
 		var lost <-chan struct{}
-		if err := f.reconcile(ctx, inf); err != nil {
-			d := backoff/2 + rand.N(backoff/2+1)
-			retry = f.opts.After(d)
-			backoff = min(backoff*2, 5*time.Second)
-		} else {
-			backoff = 50 * time.Millisecond
-			retry = nil
-		}
 		f.mu.Lock()
 		if f.current != nil {
 			lost = f.current.done
@@ -288,15 +319,49 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
+			f.backingOff = false
 		case <-retry:
+			retry, f.backingOff = nil, false
 		case <-lost:
+		case d := <-dials:
+			delete(f.dialing, d.uid)
+			switch {
+			case d.err != nil && d.ahead:
+				// The pod may not take connections before it runs; try again when it changes.
+				f.triedAhead[d.uid] = d.version
+			case d.err != nil:
+				f.setState(Reconnecting, d.pod, "cannot reach pod "+d.pod+": "+d.err.Error())
+				f.backingOff = true
+				retry = f.opts.After(backoff/2 + rand.N(backoff/2+1))
+				backoff = min(backoff*2, 5*time.Second)
+			default:
+				if !d.ahead {
+					backoff, retry = 50*time.Millisecond, nil
+				}
+				pc := newPodConn(d.pod, d.uid, d.conn, d.raw, d.ports)
+				f.mu.Lock()
+				f.conns[pc.uid] = pc
+				f.mu.Unlock()
+			}
 		}
 	}
 }
 
-// reconcile makes the chosen pod current (connecting to it when new) and closes the
-// connections of pods that are gone. Its error asks follow to retry with backoff.
-func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) error {
+// dialed is the end of one dial to a pod, as follow receives it.
+type dialed struct {
+	uid, pod string
+	version  string         // the pod's resourceVersion when the dial started
+	ports    map[string]int // remote spec → the pod's port
+	ahead    bool           // dialled before the pod was Ready (see dialAhead)
+	conn     httpstream.Connection
+	raw      io.Closer
+	err      error
+}
+
+// reconcile makes the chosen pod current (dialling it when there is no connection to it yet),
+// dials ahead to pods about to be Ready, and closes the connections of pods that are gone.
+// It runs on follow's goroutine; dial starts a background dial whose end follow receives.
+func (f *Forward) reconcile(inf cache.SharedIndexInformer, r *resolved, dial func(*corev1.Pod, map[string]int, bool)) {
 	var pods []*corev1.Pod
 	for _, o := range inf.GetStore().List() {
 		pods = append(pods, o.(*corev1.Pod))
@@ -307,36 +372,41 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 			alive[string(p.UID)] = true
 		}
 	}
+	for uid := range f.triedAhead {
+		if !alive[uid] {
+			delete(f.triedAhead, uid)
+		}
+	}
 	f.mu.Lock()
-	// Connections to deleted pods end now: their in-flight streams must not hang.
-	var gone []string
+	// Connections to deleted pods end now: their in-flight streams must not hang. Only the
+	// current one's end is news: the others carried no new connections.
+	var gone string
 	var closing []*podConn
 	for uid, pc := range f.conns {
 		if !alive[uid] || pc.broken() {
-			why := "pod " + pc.pod + " was deleted"
-			if alive[uid] {
-				why = "the connection to pod " + pc.pod + " broke"
+			if f.current == pc {
+				gone = "pod " + pc.pod + " was deleted"
+				if alive[uid] {
+					gone = "the connection to pod " + pc.pod + " broke"
+				}
 			}
-			gone = append(gone, why)
 			closing = append(closing, pc)
 			delete(f.conns, uid)
-			if f.current == pc {
-				f.current = nil
-			}
 		}
 	}
 	currentName := ""
-	if f.current != nil {
+	if f.current != nil && gone == "" {
 		currentName = f.current.pod
 	}
-	r := f.resolved
 	f.mu.Unlock()
 	for _, pc := range closing { // network writes, outside f.mu
 		pc.close()
 	}
-	for _, why := range gone {
-		f.setState(Reconnecting, "", why)
+	if gone != "" {
+		f.setCurrent(nil)
+		f.setState(Reconnecting, "", gone)
 	}
+	defer f.dialAhead(pods, r, dial)
 
 	pod := choose(pods, currentName)
 	if pod == nil {
@@ -353,31 +423,21 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 		} else {
 			f.setState(waiting, "", "no pod of "+f.target.String()+" is Ready")
 		}
-		return nil // watch events will wake us
+		return // watch events will wake us
 	}
 	f.mu.Lock()
 	pc := f.conns[string(pod.UID)]
 	f.mu.Unlock()
 	if pc == nil {
-		ports := map[string]int{}
-		for _, p := range f.ports {
-			n, err := podPort(r, pod, p.Remote)
+		if !f.dialing[string(pod.UID)] && !f.backingOff {
+			ports, err := f.podPorts(r, pod)
 			if err != nil {
 				f.setState(Failed, pod.Name, err.Error())
-				return nil
+				return
 			}
-			ports[p.Remote] = n
+			dial(pod, ports, false)
 		}
-		conn, raw, err := dialPod(ctx, f.cfg, pod.Namespace, pod.Name, f.opts.Transport)
-		if err != nil {
-			f.setState(Reconnecting, pod.Name, "cannot reach pod "+pod.Name+": "+err.Error())
-			return err
-		}
-		pc = newPodConn(pod.Name, string(pod.UID), conn, raw, ports)
-		pc.born = f.opts.Now()
-		f.mu.Lock()
-		f.conns[pc.uid] = pc
-		f.mu.Unlock()
+		return // the dial's end (or the backoff's) wakes us; until then connections go where they went
 	}
 	f.setCurrent(pc)
 	f.mu.Lock()
@@ -386,7 +446,63 @@ func (f *Forward) reconcile(ctx context.Context, inf cache.SharedIndexInformer) 
 	if !refused { // a refusing port stays reported until a connection gets through
 		f.setState(Connected, pc.pod, "connected to pod "+pc.pod)
 	}
-	return nil
+}
+
+// podPorts resolves every port of the forward on pod.
+func (f *Forward) podPorts(r *resolved, pod *corev1.Pod) (map[string]int, error) {
+	ports := map[string]int{}
+	for _, p := range f.ports {
+		n, err := podPort(r, pod, p.Remote)
+		if err != nil {
+			return nil, err
+		}
+		ports[p.Remote] = n
+	}
+	return ports, nil
+}
+
+// maxAhead bounds the pods dialled before they are Ready (a rollout of many replicas makes
+// many at once; the newest are dialled).
+const maxAhead = 2
+
+// dialAhead connects to pods that are scheduled but not Ready yet, so that the moment one
+// becomes Ready (and so the pod new connections go to) it needs no dial: a replacement or a
+// rollout's new pod takes connections as soon as the watch says it is Ready. A pod that
+// refuses the dial (on a real cluster, one whose sandbox does not exist yet) is tried again
+// when it changes.
+func (f *Forward) dialAhead(pods []*corev1.Pod, r *resolved, dial func(*corev1.Pod, map[string]int, bool)) {
+	var candidates []*corev1.Pod
+	n := 0
+	for _, p := range pods {
+		uid := string(p.UID)
+		if p.DeletionTimestamp != nil || usable(p) || p.Spec.NodeName == "" ||
+			(p.Status.Phase != corev1.PodPending && p.Status.Phase != corev1.PodRunning) {
+			continue
+		}
+		f.mu.Lock()
+		connected := f.conns[uid] != nil
+		f.mu.Unlock()
+		switch {
+		case connected || f.dialing[uid]:
+			n++
+		case f.triedAhead[uid] != p.ResourceVersion:
+			candidates = append(candidates, p)
+		}
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		return candidates[j].CreationTimestamp.Before(&candidates[i].CreationTimestamp)
+	})
+	for _, p := range candidates {
+		if n >= maxAhead {
+			return
+		}
+		ports, err := f.podPorts(r, p)
+		if err != nil {
+			continue // said when the pod is chosen
+		}
+		dial(p, ports, true)
+		n++
+	}
 }
 
 func (f *Forward) setCurrent(pc *podConn) {
@@ -396,6 +512,9 @@ func (f *Forward) setCurrent(pc *podConn) {
 		return
 	}
 	f.current = pc
+	if pc != nil && pc.chosen.IsZero() {
+		pc.chosen = f.opts.Now()
+	}
 	for i := range f.bound {
 		f.bound[i].Resolved = 0
 		if pc != nil {
@@ -495,7 +614,7 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 		case err == nil:
 			answered()
 			return
-		case errors.As(err, &refused) && !moved && f.opts.Now().Sub(pc.born) < startGrace:
+		case errors.As(err, &refused) && !moved && f.opts.Now().Sub(pc.chosen) < startGrace:
 			// Refused by a pod that has only just become Ready: its program may not listen
 			// yet. Try again shortly, on it or on the pod that replaces it.
 			select {

@@ -505,9 +505,10 @@ func TestBackoffWaitsInRealTime(t *testing.T) {
 
 // TestSPDYFallback proves TransportAuto: through a proxy that answers the WebSocket upgrade of
 // portforward with 400 or 403 (what client-go counts as an upgrade failure: any answer but
-// 101), the forward falls back to SPDY and carries traffic; TransportWebSocket through the
-// same proxy cannot connect (so the refusal is real); and with nothing refused, auto uses
-// WebSocket and never SPDY.
+// 101), the forward falls back to SPDY and carries traffic, and dials the next pod over SPDY
+// without asking for WebSocket again; TransportWebSocket through the same proxy cannot
+// connect (so the refusal is real); and with nothing refused, auto uses WebSocket and never
+// SPDY.
 func TestSPDYFallback(t *testing.T) {
 	tc, _, ns := echoFixture(t)
 	spec := Spec{Namespace: ns, Target: "service/echo", Ports: []string{"0:tcp"}, Hold: 10 * time.Second}
@@ -543,6 +544,29 @@ func TestSPDYFallback(t *testing.T) {
 			}
 			if refused == 0 || spdy != 1 {
 				t.Errorf("%d refused websocket upgrades and %d SPDY upgrades, want some and 1", refused, spdy)
+			}
+
+			// Once refused, the forward does not ask again: the next pod is dialled over
+			// SPDY straight away. (The WebSocket-only forward, which keeps asking, stops.)
+			ws.Stop()
+			waitState(t, ws, Stopped, "stopped")
+			seen := len(p.requests())
+			old := f.Status().Pod
+			deletePod(t, tc, ns, old)
+			if err := testcluster.Poll(testcluster.Context(t, 30*time.Second), 10*time.Millisecond, func() (bool, error) {
+				st := f.Status()
+				return st.State == Connected && st.Pod != old, nil
+			}); err != nil {
+				t.Fatalf("never connected to the pod replacing %s; events:\n%s", old, events(f.Status()))
+			}
+			after := p.requests()[seen:]
+			if len(after) == 0 {
+				t.Fatal("no dial through the proxy after the pod was replaced")
+			}
+			for _, r := range after {
+				if !strings.HasPrefix(r.upgrade, "SPDY") {
+					t.Errorf("after the fallback, a %s upgrade (%d); want SPDY only: %v", r.upgrade, r.status, after)
+				}
 			}
 		})
 	}
