@@ -607,9 +607,12 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 		moved, err := pc.serve(c, pc.ports[p.Remote], counters{in: &f.bytesIn, out: &f.bytesOut, answered: answered})
 		var refused *refusedError
 		switch {
-		case err == nil && !moved && attempt < 3 && f.movesOn(pc, changed, 100*time.Millisecond):
+		case err == nil && !moved && attempt < 3 && f.movesOn(pc, changed, 500*time.Millisecond):
 			// The pod closed the connection without a word as it went away: the next pod
-			// gets it instead.
+			// gets it instead. The watch may report the deletion well after the pod's port
+			// went (117 ms in one churn run under load, which failed a request when this
+			// wait was 100 ms); a pod that stays and closes without a word costs its client
+			// this wait once.
 			continue
 		case err == nil:
 			answered()
