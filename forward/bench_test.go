@@ -26,12 +26,18 @@ import (
 
 // benchFixture is the echo app with the binder, and kubectl.
 func benchFixture(b *testing.B) (*testcluster.Cluster, *testcluster.Binder, string, string) {
+	kubectl := kubectlPath(b)
+	tc, binder, ns := echoFixture(b)
+	return tc, binder, ns, kubectl
+}
+
+// kubectlPath is the kubectl on PATH; the benchmark is skipped without one.
+func kubectlPath(b *testing.B) string {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		b.Skip("kubectl not on PATH (ci/bench puts the test cluster's there)")
 	}
-	tc, binder, ns := echoFixture(b)
-	return tc, binder, ns, kubectl
+	return kubectl
 }
 
 // roroForward starts a forward in this process for the benchmark and returns its local

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -161,14 +162,50 @@ const (
 	churnRuns         = 3
 )
 
+// churnLoad is what the pod's server does with the requests: the shape of the load.
+type churnLoad struct {
+	name    string // prefixes its metrics (none for the first, whose names the README has used)
+	handler testcluster.Handler
+}
+
+// churnLoads: the pod echoes until the client's close reaches it, which on this sandbox it
+// never does (kwok does not pass a half-close on), so every finished request's stream stays
+// open until its pod goes and each deletion ends some two thousand at once; or the pod
+// answers each request and closes, as an HTTP server answering with "Connection: close"
+// does (and as the first becomes where a half-close reaches the pod).
+var churnLoads = []churnLoad{
+	{"", testcluster.Echo},
+	{"answer-", func(_ string, c net.Conn) {
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		_, _ = c.Write(buf[:n])
+		c.Close()
+	}},
+}
+
 // BenchmarkPodChurn deletes the one pod of a Deployment 20 times, every 2 s, under four
 // loops of short requests (a new connection each, a 2 s client timeout), through roro's
 // forward over WebSocket, roro's over SPDY (each a process of its own) and `kubectl
 // port-forward` restarted in a loop as soon as it exits (it ends at the first deletion),
-// three runs each, sides alternated. It reports, per side, the latency of every request
-// (p50, p99, max), the failed requests, and the longest time with no request succeeding.
+// three runs each, sides alternated, under each of churnLoads. It reports, per load and side,
+// the latency of every request (p50, p99, max), the failed requests, the longest time with no
+// request succeeding, the longest replacement, and the longest a request lasted past its
+// replacement (what the forward adds). RORO_CHURN_SIDES and RORO_CHURN_LOADS ("echo",
+// "answer") pick some.
 func BenchmarkPodChurn(b *testing.B) {
-	tc, binder, ns, kubectl := benchFixture(b)
+	kubectl := kubectlPath(b)
+	for _, load := range churnLoads {
+		if only := os.Getenv("RORO_CHURN_LOADS"); only != "" && !slices.Contains(strings.Split(only, ","), cmp.Or(strings.TrimSuffix(load.name, "-"), "echo")) {
+			continue
+		}
+		tc, binder, ns := echoFixtureWith(b, load.handler)
+		churnLoadRuns(b, load.name, tc, binder, ns, kubectl)
+	}
+}
+
+// churnLoadRuns runs BenchmarkPodChurn's runs under one load and reports its metrics, each
+// name prefixed.
+func churnLoadRuns(b *testing.B, prefix string, tc *testcluster.Cluster, binder *testcluster.Binder, ns, kubectl string) {
 	roro := func(transport string) func(b *testing.B) (string, func()) {
 		return func(b *testing.B) (string, func()) { return startRoroChild(b, tc, ns, "deployment/echo", transport) }
 	}
@@ -204,7 +241,7 @@ func BenchmarkPodChurn(b *testing.B) {
 			stop()
 			results[s.name] = append(results[s.name], res)
 			if res.failed > 0 {
-				b.Logf("%s run %d: %d failed requests: %v", s.name, run+1, res.failed, res.why)
+				b.Logf("%s%s run %d: %d failed requests: %v", prefix, s.name, run+1, res.failed, res.why)
 				if s.holdsPort { // roro's, to set beside its events (kubectl's are hundreds)
 					b.Logf("  %s", strings.Join(res.failures, "\n  "))
 				}
@@ -221,18 +258,19 @@ func BenchmarkPodChurn(b *testing.B) {
 			outage = max(outage, r.outage)
 			replacement = max(replacement, r.replacement)
 			afterReady = max(afterReady, r.afterReady)
-			b.Logf("%s run %d: slowest request %s", s.name, i+1, r.slowest)
+			b.Logf("%s%s run %d: slowest request %s", prefix, s.name, i+1, r.slowest)
 		}
 		slices.Sort(all)
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		b.ReportMetric(float64(len(all))/float64(len(results[s.name])), s.name+"-requests/run")
-		b.ReportMetric(float64(failed)/float64(len(results[s.name])), s.name+"-failed/run")
-		b.ReportMetric(ms(all[len(all)/2]), s.name+"-p50-ms")
-		b.ReportMetric(ms(all[len(all)*99/100]), s.name+"-p99-ms")
-		b.ReportMetric(ms(all[len(all)-1]), s.name+"-max-ms")
-		b.ReportMetric(ms(outage), s.name+"-outage-ms")
-		b.ReportMetric(ms(replacement), s.name+"-replacement-max-ms")
-		b.ReportMetric(ms(afterReady), s.name+"-after-ready-max-ms")
+		name := prefix + s.name
+		b.ReportMetric(float64(len(all))/float64(len(results[s.name])), name+"-requests/run")
+		b.ReportMetric(float64(failed)/float64(len(results[s.name])), name+"-failed/run")
+		b.ReportMetric(ms(all[len(all)/2]), name+"-p50-ms")
+		b.ReportMetric(ms(all[len(all)*99/100]), name+"-p99-ms")
+		b.ReportMetric(ms(all[len(all)-1]), name+"-max-ms")
+		b.ReportMetric(ms(outage), name+"-outage-ms")
+		b.ReportMetric(ms(replacement), name+"-replacement-max-ms")
+		b.ReportMetric(ms(afterReady), name+"-after-ready-max-ms")
 	}
 }
 

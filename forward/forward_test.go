@@ -72,10 +72,16 @@ func applyEcho(t testing.TB, tc *testcluster.Cluster, ns string) []*unstructured
 // echoFixture deploys the echo app in a fresh namespace with the per-pod binder.
 func echoFixture(t testing.TB) (*testcluster.Cluster, *testcluster.Binder, string) {
 	t.Helper()
+	return echoFixtureWith(t, testcluster.Echo)
+}
+
+// echoFixtureWith is echoFixture with the pods' servers running h.
+func echoFixtureWith(t testing.TB, h testcluster.Handler) (*testcluster.Cluster, *testcluster.Binder, string) {
+	t.Helper()
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
 	ns := tc.Namespace(t, "fwd")
-	b := testcluster.StartBinder(t, tc, ns, "app=echo", testcluster.Echo)
+	b := testcluster.StartBinder(t, tc, ns, "app=echo", h)
 	applyEcho(t, tc, ns)
 	pods, err := tc.WaitPods(ctx, ns, "app=echo", 1)
 	if err != nil {
