@@ -69,7 +69,7 @@ func forwardChild(spec string) int {
 	fmt.Printf("ready 127.0.0.1:%d\n", fw.Ports()[0].Local)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	st := fw.Status()
-	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut\n", f[3], st.Total, st.Failures, st.Cut)
+	fmt.Fprintf(os.Stderr, "roro forward (%s): %d connections, %d failed, %d cut, %d replayed, %d retried in a start grace\n", f[3], st.Total, st.Failures, st.Cut, st.Replayed, st.Retried)
 	// The longest time without a pod connection, with the events around it: a stall shows
 	// whether it was waiting for a pod (the watch) or for a connection to one (the dial).
 	var worst time.Duration

@@ -63,6 +63,8 @@ type Forward struct {
 	total     atomic.Int64
 	failures  atomic.Int64
 	cut       atomic.Int64
+	replayed  atomic.Int64
+	retried   atomic.Int64
 
 	mu       sync.Mutex
 	state    State
@@ -138,7 +140,8 @@ func (f *Forward) Status() Status {
 	st := Status{Target: f.target.String(), Namespace: f.spec.Namespace, Address: f.spec.Address,
 		Ports: append([]Port(nil), f.bound...), State: f.state, Reason: f.reason, Since: f.since,
 		BytesIn: f.bytesIn.Load(), BytesOut: f.bytesOut.Load(), Open: f.openConns.Load(),
-		Total: f.total.Load(), Failures: f.failures.Load(), Cut: f.cut.Load(), Events: append([]Event(nil), f.events...)}
+		Total: f.total.Load(), Failures: f.failures.Load(), Cut: f.cut.Load(),
+		Replayed: f.replayed.Load(), Retried: f.retried.Load(), Events: append([]Event(nil), f.events...)}
 	if f.current != nil {
 		st.Pod = f.current.pod
 	}
@@ -576,11 +579,16 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 	deadline := time.NewTimer(f.spec.Hold)
 	defer deadline.Stop()
 	c := newReplayConn(conn)
+	replay := false // the last attempt ended before the pod answered: this one replays it
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !c.rewind() {
 			f.cut.Add(1)
 			return
 		}
+		if replay {
+			f.replayed.Add(1)
+		}
+		replay = false
 		f.mu.Lock()
 		pc, changed := f.current, f.changed
 		f.mu.Unlock()
@@ -613,6 +621,7 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 			// went (117 ms in one churn run under load, which failed a request when this
 			// wait was 100 ms); a pod that stays and closes without a word costs its client
 			// this wait once.
+			replay = true
 			continue
 		case err == nil:
 			answered()
@@ -630,10 +639,12 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 			case <-ctx.Done():
 				return
 			}
+			f.retried.Add(1)
 			continue
 		case errors.As(err, &refused) && !moved && attempt < 3 && f.movesOn(pc, changed, 500*time.Millisecond):
 			// The pod refused, but it is being replaced (its deletion not seen yet a moment
 			// ago): the connection goes to the next pod instead of failing.
+			replay = true
 			continue
 		case errors.As(err, &refused) && moved && f.movesOn(pc, changed, 500*time.Millisecond):
 			// Reset by a pod that is going, after it had answered: in flight when its pod
@@ -646,6 +657,7 @@ func (f *Forward) serve(ctx context.Context, conn net.Conn, p portSpec) {
 			return
 		case errors.Is(err, errBroken) && !moved && attempt < 3:
 			pc.close() // follow notices and reconnects; this connection goes to the next pod
+			replay = true
 			continue
 		case errors.Is(err, errBroken):
 			f.cut.Add(1) // in flight when its pod went: it ends, as it would on the pod itself

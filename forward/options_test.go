@@ -174,8 +174,8 @@ func TestReplayUpTo64KiB(t *testing.T) {
 	if r := rec.received("echo"); r != int64(len(fits)) {
 		t.Errorf("the second pod received %d bytes, want the %d of the 64 KiB connection only", r, len(fits))
 	}
-	if st := f.Status(); st.Cut != 1 || st.Failures != 0 {
-		t.Errorf("cut %d failures %d, want 1 cut (the connection past 64 KiB) and no failure; events:\n%s", st.Cut, st.Failures, events(st))
+	if st := f.Status(); st.Cut != 1 || st.Failures != 0 || st.Replayed != 1 {
+		t.Errorf("cut %d failures %d replayed %d, want 1 cut (the connection past 64 KiB), no failure, 1 replayed (the 64 KiB one); events:\n%s", st.Cut, st.Failures, st.Replayed, events(st))
 	}
 }
 
@@ -694,6 +694,17 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 	st := f.Status()
 	if st.Failures != 0 || st.State != Connected {
 		t.Errorf("after the port came up: %s with %d failures; events:\n%s", st.State, st.Failures, events(st))
+	}
+	mu.Lock()
+	graceWaits := 0
+	for _, d := range waits {
+		if d == graceRetry {
+			graceWaits++
+		}
+	}
+	mu.Unlock()
+	if st.Retried == 0 || st.Retried != int64(graceWaits) || st.Replayed != 0 {
+		t.Errorf("retried %d (grace waits %d), replayed %d; want every grace wait counted as a retry, and no replay", st.Retried, graceWaits, st.Replayed)
 	}
 	for _, e := range st.Events {
 		if e.State == Failed {

@@ -74,8 +74,14 @@ type Status struct {
 	// Failures counts connections that got no service: held past the hold time, or refused.
 	Failures int64 `json:"failures"`
 	// Cut counts connections that were open when their pod went away; they ended.
-	Cut    int64   `json:"cut"`
-	Events []Event `json:"events"`
+	Cut int64 `json:"cut"`
+	// Replayed counts connections sent to another pod connection because theirs ended or
+	// went away before the pod answered (the bytes sent so far replayed).
+	Replayed int64 `json:"replayed"`
+	// Retried counts tries again of connections that a pod refused in its first seconds of
+	// taking connections (the start grace).
+	Retried int64   `json:"retried"`
+	Events  []Event `json:"events"`
 }
 
 // maxEvents bounds the event log.
