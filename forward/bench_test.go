@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -259,4 +260,34 @@ func usage() (time.Duration, int64) {
 		}
 	}
 	return cpu, rss
+}
+
+// BenchmarkDial measures one dial of a pod (the upgrade through the API server, and SPDY
+// started on it) on each transport, with a full TLS handshake each time and with the session
+// resumed, as a forward's dials after its first are.
+func BenchmarkDial(b *testing.B) {
+	tc, _, ns := echoFixture(b)
+	pods, err := tc.WaitPods(testcluster.Context(b, time.Minute), ns, "app=echo", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, transport := range []string{TransportWebSocket, TransportSPDY} {
+		for _, resumed := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/resumed=%v", transport, resumed), func(b *testing.B) {
+				d := newDialer(tc.Config, transport)
+				if !resumed {
+					d.sessions = nil
+				}
+				for b.Loop() {
+					conn, raw, err := d.dial(context.Background(), ns, pods[0].Name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_ = raw.Close()
+					_ = conn.Close()
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/dial")
+			})
+		}
+	}
 }
