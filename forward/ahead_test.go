@@ -233,3 +233,71 @@ func TestDialsResumeTLSSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowDialHoldsUpNothing: dials run in the background, so a dial that never ends (here,
+// to a pod dialled ahead, held by the test's dialer until the forward stops) does not keep
+// the forward from dialling and moving to another pod that becomes Ready meanwhile.
+func TestSlowDialHoldsUpNothing(t *testing.T) {
+	tc := testcluster.Get(t)
+	ctx := testcluster.Context(t, time.Minute)
+	ns := tc.Namespace(t, "slowdial")
+	rec := &podRecorder{got: map[string]int64{}}
+	testcluster.StartBinder(t, tc, ns, "role=standby", rec.handle)
+	applyYAML(t, tc, ns, standbyApp)
+	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "first", "standby"))
+	if _, err := tc.WaitPods(ctx, ns, "role=standby", 1); err != nil {
+		t.Fatal(err)
+	}
+	var stuck sync.WaitGroup // the dial of "stuck" has begun
+	stuck.Add(1)
+	real := newDialer(tc.Config, TransportAuto).dial
+	dials := &dialRecorder{next: func(ctx context.Context, ns, name string) (httpstream.Connection, io.Closer, error) {
+		if name == "stuck" {
+			stuck.Done()
+			<-ctx.Done() // until the forward stops
+			return nil, nil, ctx.Err()
+		}
+		return real(ctx, ns, name)
+	}}
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/standby", Ports: []string{"0:tcp"}}, Options{Dial: dials.dial})
+	waitState(t, f, Connected, "first")
+
+	// "stuck" runs, not Ready, and is selected: the forward dials it ahead, and that dial hangs.
+	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "stuck", "waiting"))
+	if _, err := tc.WaitPods(ctx, ns, "role=waiting", 1); err != nil {
+		t.Fatal(err)
+	}
+	pods := tc.Kube.CoreV1().Pods(ns)
+	setReady(t, ctx, pods, "stuck", corev1.ConditionFalse, time.Time{})
+	if _, err := pods.Patch(ctx, "stuck", types.MergePatchType, []byte(`{"metadata":{"labels":{"role":"standby"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stuck.Wait()
+
+	// "third" becomes Ready (a second after first, at least, so it is the newest).
+	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "third", "standby"))
+	if err := testcluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		p, err := pods.Get(ctx, "third", metav1.GetOptions{})
+		return err == nil && testcluster.PodReady(p), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := pods.Get(ctx, "first", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady(t, ctx, pods, "third", corev1.ConditionTrue, readySince(first).Add(time.Second))
+	if err := testcluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return f.Status().Pod == "third", nil }); err != nil {
+		st := f.Status()
+		t.Fatalf("never moved to third while the dial of stuck hung: %s on %q; events:\n%s", st.State, st.Pod, events(st))
+	}
+	if n := dials.count("stuck", false); n != 0 {
+		t.Fatalf("%d dials of stuck ended, want none (it hangs until the forward stops)", n)
+	}
+	if err := echoOnce(addr(f), []byte("to third")); err != nil {
+		t.Fatal(err)
+	}
+	if rec.received("third") == 0 {
+		t.Fatal("third's server received nothing")
+	}
+}
