@@ -17,35 +17,6 @@ import (
 	"github.com/rorokube/roro/internal/testcluster"
 )
 
-// standbyApp is a Service over pods labelled role=standby; the pods are made by the test,
-// one at a time, with no controller to adopt or replace them.
-const standbyApp = `
-apiVersion: v1
-kind: Service
-metadata:
-  name: standby
-spec:
-  selector: {role: standby}
-  ports:
-  - {name: tcp, port: 80, targetPort: echo}
-`
-
-// standbyPod is a pod with the echo port, labelled role=ROLE.
-const standbyPod = `
-apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-  labels: {role: %s}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: echo
-    image: example.invalid/echo:1
-    ports:
-    - {name: echo, containerPort: 7000}
-`
-
 // dialRecord is one dial a forward made, as a recording Options.Dial saw it.
 type dialRecord struct {
 	pod string
@@ -97,39 +68,26 @@ func (r *dialRecorder) countLocked(pod string, ok bool) int {
 // TestPodDialledBeforeItIsReady proves dialling ahead: a pod that runs but is not Ready yet
 // is connected to before it is, so when it becomes Ready new connections go there with no
 // dial in between; a dial ahead that fails is not retried until the pod changes.
-//
-// kwok makes a pod Ready as soon as it runs, so the pod comes up unselected, is made
-// not-Ready through its status (kwok leaves a running pod's conditions alone), and is then
-// labelled into the Service.
 func TestPodDialledBeforeItIsReady(t *testing.T) {
 	tc := testcluster.Get(t)
 	ctx := testcluster.Context(t, time.Minute)
 	ns := tc.Namespace(t, "ahead")
 	rec := &podRecorder{got: map[string]int64{}}
-	testcluster.StartBinder(t, tc, ns, "role=standby", rec.handle)
-	applyYAML(t, tc, ns, standbyApp)
-	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "first", "standby"))
-	if _, err := tc.WaitPods(ctx, ns, "role=standby", 1); err != nil {
+	testcluster.StartBinder(t, tc, ns, "app=replay", rec.handle)
+	applyYAML(t, tc, ns, replayService)
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "first", "replay"))
+	if _, err := tc.WaitPods(ctx, ns, "app=replay", 1); err != nil {
 		t.Fatal(err)
 	}
 	dials := &dialRecorder{next: newDialer(tc.Config, TransportAuto).dial,
 		refuse: func(pod string, n int) bool { return pod == "next" && n == 0 }}
-	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/standby", Ports: []string{"0:tcp"}}, Options{Dial: dials.dial})
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/replay", Ports: []string{"0:tcp"}}, Options{Dial: dials.dial})
 	waitState(t, f, Connected, "first")
 	if err := echoOnce(addr(f), []byte("to first")); err != nil {
 		t.Fatal(err)
 	}
-
-	// next runs, unselected; kwok makes it Ready. Make it not Ready, then select it.
-	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "next", "waiting"))
-	if _, err := tc.WaitPods(ctx, ns, "role=waiting", 1); err != nil {
-		t.Fatal(err)
-	}
 	pods := tc.Kube.CoreV1().Pods(ns)
-	setReady(t, ctx, pods, "next", corev1.ConditionFalse, time.Time{})
-	if _, err := pods.Patch(ctx, "next", types.MergePatchType, []byte(`{"metadata":{"labels":{"role":"standby"}}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	selectNotReady(t, ctx, tc, ns, "next")
 
 	// The first dial ahead fails (the test refuses it): none follows while the pod is as it
 	// was. A forward retrying it in a loop would dial many times in this half second.
@@ -151,13 +109,7 @@ func TestPodDialledBeforeItIsReady(t *testing.T) {
 		t.Fatalf("while next is not Ready: %s on %q, want connected to first; events:\n%s", st.State, st.Pod, events(st))
 	}
 
-	// next becomes Ready (a second after first did, at least: the condition's time has
-	// whole seconds, and the newest Ready pod takes new connections).
-	first, err := pods.Get(ctx, "first", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setReady(t, ctx, pods, "next", corev1.ConditionTrue, readySince(first).Add(time.Second))
+	readyAfter(t, ctx, pods, "next", "first")
 	if err := testcluster.Poll(ctx, 5*time.Millisecond, func() (bool, error) { return f.Status().Pod == "next", nil }); err != nil {
 		st := f.Status()
 		t.Fatalf("new connections never went to next: %s on %q; events:\n%s", st.State, st.Pod, events(st))
@@ -176,12 +128,42 @@ func TestPodDialledBeforeItIsReady(t *testing.T) {
 	}
 }
 
-// setReady sets pod's Ready and ContainersReady conditions through its status, as a kubelet
-// does; at is the transition time (now when zero).
-func setReady(t *testing.T, ctx context.Context, pods interface {
+// selectNotReady brings pod name up running but not Ready behind replayService. kwok makes a
+// pod Ready as soon as it runs, so it comes up unselected (app=waiting), is made not-Ready
+// through its status (kwok leaves a running pod's conditions alone), and is then selected.
+func selectNotReady(t *testing.T, ctx context.Context, tc *testcluster.Cluster, ns, name string) {
+	t.Helper()
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, name, "waiting"))
+	if _, err := tc.WaitPods(ctx, ns, "app=waiting", 1); err != nil {
+		t.Fatal(err)
+	}
+	pods := tc.Kube.CoreV1().Pods(ns)
+	setReady(t, ctx, pods, name, corev1.ConditionFalse, time.Time{})
+	if _, err := pods.Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"replay"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readyAfter makes pod name Ready a second after pod first became Ready: the condition's time
+// has whole seconds, and the newest Ready pod takes new connections.
+func readyAfter(t *testing.T, ctx context.Context, pods podStatuses, name, first string) {
+	t.Helper()
+	p, err := pods.Get(ctx, first, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady(t, ctx, pods, name, corev1.ConditionTrue, readySince(p).Add(time.Second))
+}
+
+// podStatuses is what setReady needs of a namespace's pods.
+type podStatuses interface {
 	Get(context.Context, string, metav1.GetOptions) (*corev1.Pod, error)
 	UpdateStatus(context.Context, *corev1.Pod, metav1.UpdateOptions) (*corev1.Pod, error)
-}, name string, status corev1.ConditionStatus, at time.Time) {
+}
+
+// setReady sets pod's Ready and ContainersReady conditions through its status, as a kubelet
+// does; at is the transition time (now when zero).
+func setReady(t *testing.T, ctx context.Context, pods podStatuses, name string, status corev1.ConditionStatus, at time.Time) {
 	t.Helper()
 	if at.IsZero() {
 		at = time.Now()
@@ -242,10 +224,10 @@ func TestSlowDialHoldsUpNothing(t *testing.T) {
 	ctx := testcluster.Context(t, time.Minute)
 	ns := tc.Namespace(t, "slowdial")
 	rec := &podRecorder{got: map[string]int64{}}
-	testcluster.StartBinder(t, tc, ns, "role=standby", rec.handle)
-	applyYAML(t, tc, ns, standbyApp)
-	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "first", "standby"))
-	if _, err := tc.WaitPods(ctx, ns, "role=standby", 1); err != nil {
+	testcluster.StartBinder(t, tc, ns, "app=replay", rec.handle)
+	applyYAML(t, tc, ns, replayService)
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "first", "replay"))
+	if _, err := tc.WaitPods(ctx, ns, "app=replay", 1); err != nil {
 		t.Fatal(err)
 	}
 	var stuck sync.WaitGroup // the dial of "stuck" has begun
@@ -259,34 +241,23 @@ func TestSlowDialHoldsUpNothing(t *testing.T) {
 		}
 		return real(ctx, ns, name)
 	}}
-	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/standby", Ports: []string{"0:tcp"}}, Options{Dial: dials.dial})
+	f := startForward(t, tc, Spec{Namespace: ns, Target: "service/replay", Ports: []string{"0:tcp"}}, Options{Dial: dials.dial})
 	waitState(t, f, Connected, "first")
 
 	// "stuck" runs, not Ready, and is selected: the forward dials it ahead, and that dial hangs.
-	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "stuck", "waiting"))
-	if _, err := tc.WaitPods(ctx, ns, "role=waiting", 1); err != nil {
-		t.Fatal(err)
-	}
-	pods := tc.Kube.CoreV1().Pods(ns)
-	setReady(t, ctx, pods, "stuck", corev1.ConditionFalse, time.Time{})
-	if _, err := pods.Patch(ctx, "stuck", types.MergePatchType, []byte(`{"metadata":{"labels":{"role":"standby"}}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	selectNotReady(t, ctx, tc, ns, "stuck")
 	stuck.Wait()
 
-	// "third" becomes Ready (a second after first, at least, so it is the newest).
-	applyYAML(t, tc, ns, fmt.Sprintf(standbyPod, "third", "standby"))
+	// "third" becomes Ready, the newest.
+	pods := tc.Kube.CoreV1().Pods(ns)
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "third", "replay"))
 	if err := testcluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
 		p, err := pods.Get(ctx, "third", metav1.GetOptions{})
 		return err == nil && testcluster.PodReady(p), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	first, err := pods.Get(ctx, "first", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setReady(t, ctx, pods, "third", corev1.ConditionTrue, readySince(first).Add(time.Second))
+	readyAfter(t, ctx, pods, "third", "first")
 	if err := testcluster.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return f.Status().Pod == "third", nil }); err != nil {
 		st := f.Status()
 		t.Fatalf("never moved to third while the dial of stuck hung: %s on %q; events:\n%s", st.State, st.Pod, events(st))

@@ -229,14 +229,19 @@ func (pc *podConn) createStream(headers http.Header) (httpstream.Stream, error) 
 
 // close ends the pod connection at once, and with it every stream on it; idempotent. It
 // fires the done signal first, so every request waiting on the connection moves on now (to
-// the next pod when the pod never answered it), resets the streams still open, and closes the
-// socket under the connection, so nothing of it outlives the close whatever the far side
-// does: SPDY's own close, run in the background for its bookkeeping, sends GOAWAY and then
-// waits, without a bound, for every stream the far side may never answer; it ends when its
-// read loop sees the closed socket.
+// the next pod when the pod never answered it), closes the socket under the connection, so
+// nothing of it outlives the close whatever the far side does, and then resets the streams
+// still open, which ends their local reads (their reset frames are not sent: the far side
+// sees the whole connection go, and a churning pod may have thousands of streams). SPDY's own
+// close, run in the background for its bookkeeping, sends GOAWAY and then waits, without a
+// bound, for every stream the far side may never answer; it ends when its read loop sees the
+// closed socket.
 func (pc *podConn) close() {
 	pc.once.Do(func() {
 		pc.finish()
+		if pc.raw != nil {
+			_ = pc.raw.Close()
+		}
 		pc.mu.Lock()
 		pc.closed = true
 		open := pc.streams
@@ -244,9 +249,6 @@ func (pc *podConn) close() {
 		pc.mu.Unlock()
 		for s := range open {
 			_ = s.Reset()
-		}
-		if pc.raw != nil {
-			_ = pc.raw.Close()
 		}
 		go func() { _ = pc.conn.Close() }()
 	})

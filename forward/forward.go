@@ -81,7 +81,6 @@ type Forward struct {
 
 	// Owned by follow's goroutine.
 	dialing    map[string]bool   // pod UIDs with a dial in flight
-	backingOff bool              // a dial failed: the next waits for the backoff or a watch event
 	triedAhead map[string]string // pod UID → the resourceVersion at which dialling it ahead failed
 }
 
@@ -311,7 +310,8 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 	backoff := 50 * time.Millisecond
 	var retry <-chan time.Time
 	for {
-		f.reconcile(inf, r, dial)
+		// After a failed dial the next waits for the backoff, or a watch event.
+		f.reconcile(inf, r, dial, retry != nil)
 		var lost <-chan struct{}
 		f.mu.Lock()
 		if f.current != nil {
@@ -322,9 +322,9 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
-			f.backingOff = false
+			retry = nil
 		case <-retry:
-			retry, f.backingOff = nil, false
+			retry = nil
 		case <-lost:
 		case d := <-dials:
 			delete(f.dialing, d.uid)
@@ -334,7 +334,6 @@ func (f *Forward) follow(ctx context.Context, r *resolved) error {
 				f.triedAhead[d.uid] = d.version
 			case d.err != nil:
 				f.setState(Reconnecting, d.pod, "cannot reach pod "+d.pod+": "+d.err.Error())
-				f.backingOff = true
 				retry = f.opts.After(backoff/2 + rand.N(backoff/2+1))
 				backoff = min(backoff*2, 5*time.Second)
 			default:
@@ -363,8 +362,9 @@ type dialed struct {
 
 // reconcile makes the chosen pod current (dialling it when there is no connection to it yet),
 // dials ahead to pods about to be Ready, and closes the connections of pods that are gone.
-// It runs on follow's goroutine; dial starts a background dial whose end follow receives.
-func (f *Forward) reconcile(inf cache.SharedIndexInformer, r *resolved, dial func(*corev1.Pod, map[string]int, bool)) {
+// It runs on follow's goroutine; dial starts a background dial whose end follow receives;
+// while backingOff, the chosen pod is not dialled.
+func (f *Forward) reconcile(inf cache.SharedIndexInformer, r *resolved, dial func(*corev1.Pod, map[string]int, bool), backingOff bool) {
 	var pods []*corev1.Pod
 	for _, o := range inf.GetStore().List() {
 		pods = append(pods, o.(*corev1.Pod))
@@ -432,7 +432,7 @@ func (f *Forward) reconcile(inf cache.SharedIndexInformer, r *resolved, dial fun
 	pc := f.conns[string(pod.UID)]
 	f.mu.Unlock()
 	if pc == nil {
-		if !f.dialing[string(pod.UID)] && !f.backingOff {
+		if !f.dialing[string(pod.UID)] && !backingOff {
 			ports, err := f.podPorts(r, pod)
 			if err != nil {
 				f.setState(Failed, pod.Name, err.Error())

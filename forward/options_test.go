@@ -27,13 +27,14 @@ import (
 // edges: the replay of a connection's first bytes, the hold, the address, the backoff, the
 // SPDY fallback, and statefulset targets.
 
-// replayPod is a bare pod of the replay fixture; %s is its name.
+// replayPod is a bare pod (no controller adopts or replaces it) with the echo port: %s is its
+// name, %s its app label ("replay" puts it behind replayService).
 const replayPod = `
 apiVersion: v1
 kind: Pod
 metadata:
   name: %s
-  labels: {app: replay}
+  labels: {app: %s}
 spec:
   terminationGracePeriodSeconds: 0
   containers:
@@ -115,7 +116,7 @@ func TestReplayUpTo64KiB(t *testing.T) {
 	rec := &podRecorder{mute: map[string]bool{"mute": true}, got: map[string]int64{}}
 	b := testcluster.StartBinder(t, tc, ns, "app=replay", rec.handle)
 	applyYAML(t, tc, ns, replayService)
-	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "mute"))
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "mute", "replay"))
 	if _, err := tc.WaitPods(ctx, ns, "app=replay", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestReplayUpTo64KiB(t *testing.T) {
 		t.Fatalf("the mute pod received %d of %d bytes", rec.received("mute"), sent)
 	}
 
-	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "echo"))
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "echo", "replay"))
 	if _, err := tc.WaitPods(ctx, ns, "app=replay", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestHold(t *testing.T) {
 	if _, err := c2.Write([]byte("held")); err != nil {
 		t.Fatal(err)
 	}
-	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "late"))
+	applyYAML(t, tc, ns, fmt.Sprintf(replayPod, "late", "replay"))
 	if _, err := b.WaitBound(ctx, "late"); err != nil {
 		t.Fatal(err)
 	}
@@ -696,15 +697,15 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 		t.Errorf("after the port came up: %s with %d failures; events:\n%s", st.State, st.Failures, events(st))
 	}
 	mu.Lock()
-	graceWaits := 0
+	retries := 0 // the grace waits the forward asked for
 	for _, d := range waits {
 		if d == graceRetry {
-			graceWaits++
+			retries++
 		}
 	}
 	mu.Unlock()
-	if st.Retried == 0 || st.Retried != int64(graceWaits) || st.Replayed != 0 {
-		t.Errorf("retried %d (grace waits %d), replayed %d; want every grace wait counted as a retry, and no replay", st.Retried, graceWaits, st.Replayed)
+	if st.Retried == 0 || st.Retried != int64(retries) || st.Replayed != 0 {
+		t.Errorf("retried %d (grace waits %d), replayed %d; want every grace wait counted as a retry, and no replay", st.Retried, retries, st.Replayed)
 	}
 	for _, e := range st.Events {
 		if e.State == Failed {
@@ -714,14 +715,6 @@ func TestJustReadyPodMayRefuseAtFirst(t *testing.T) {
 	if took < 800*time.Millisecond {
 		t.Errorf("the echo came back after %s, before the port listened", took)
 	}
-	mu.Lock()
-	retries := 0
-	for _, d := range waits {
-		if d == graceRetry {
-			retries++
-		}
-	}
-	mu.Unlock()
 	// 800 ms of refusals at one try per 50 ms; each try also waits for kwok's answer.
 	if graceRetry != 50*time.Millisecond || retries < 4 {
 		t.Errorf("%d retries %s apart while the port refused for 800 ms, want several 50 ms apart (the README's figure)", retries, graceRetry)
