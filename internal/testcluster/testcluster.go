@@ -104,7 +104,8 @@ func Context(t testing.TB, d time.Duration) context.Context {
 func UniqueName(prefix string) string { return prefix + "-" + rand.String(5) }
 
 // Namespace creates a namespace with a unique name that starts with prefix, and deletes it
-// when the test ends.
+// when the test ends. It returns once the namespace's default ServiceAccount exists: until
+// kube-controller-manager makes it, the API server refuses every bare pod created there.
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	t.Helper()
 	ctx := Context(t, 30*time.Second)
@@ -120,6 +121,15 @@ func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 			t.Logf("delete namespace %s: %v", ns.Name, err)
 		}
 	})
+	if err := Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		_, err := c.Kube.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
+		t.Fatalf("namespace %s: no default ServiceAccount: %v", ns.Name, err)
+	}
 	return ns.Name
 }
 
