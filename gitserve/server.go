@@ -76,6 +76,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	addr    string
+	ln      net.Listener   // Run's, closed by Close
 	pending []*trackedConn // connections not logged in yet, oldest first
 	closed  bool
 }
@@ -191,20 +192,28 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.opts.Addr, err)
 	}
 	s.mu.Lock()
-	s.addr = ln.Addr().String()
+	s.addr, s.ln = ln.Addr().String(), ln
+	if s.closed { // closed before it listened
+		_ = ln.Close()
+	}
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("serving", "addr", s.addr, "workspaces", strings.Join(s.names(), ","), "hostkey", s.HostKeyFingerprint())
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
 	err = s.srv.Serve(ln)
-	if errors.Is(err, ssh.ErrServerClosed) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || errors.Is(err, ssh.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// Close stops listening and ends every connection. It is idempotent.
+// Close stops listening and ends every connection. It is idempotent. It closes Run's listener
+// itself: gliderlabs/ssh closes only the listeners Serve has registered, so a Close that came
+// before Serve registered it would leave Serve in Accept for ever.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -212,8 +221,12 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	ln := s.ln
 	s.mu.Unlock()
 	err := s.srv.Close()
+	if ln != nil {
+		_ = ln.Close()
+	}
 	os.RemoveAll(s.hooks)
 	return err
 }

@@ -1,6 +1,7 @@
 package gitserve
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -69,5 +70,42 @@ func TestSwitch(t *testing.T) {
 	}
 	if srv, _ := w.Server(); srv == nil || srv.HostKeyFingerprint() != sv.srv.HostKeyFingerprint() {
 		t.Error("the server came back with another host key")
+	}
+}
+
+// TestStopRightAfterStart: a server stopped as soon as it is ready (the switch turned off at
+// once) ends, however its stop and its first Accept interleave. gliderlabs/ssh closes only the
+// listeners Serve has registered, so a stop that came before Serve registered ours left it in
+// Accept for ever (seen as TestSwitch's deferred Stop hanging).
+func TestStopRightAfterStart(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "demo")
+	if err := store.InitWorkspace(dir, "demo", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := OpenSettings(filepath.Join(root, "serve.json"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(root, "host"), Settings: settings,
+		Repos: map[string]string{"demo": dir}, Log: slog.New(slog.DiscardHandler)}
+	for i := range 300 {
+		srv, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		go func() { ended <- srv.Run(ctx) }()
+		<-srv.Ready()
+		cancel() // as Switch.Stop right after Start
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: Run did not end within 5 s of a stop right after it was ready", i)
+		}
 	}
 }
