@@ -12,11 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/rorokube/roro/core/store"
 	"github.com/rorokube/roro/internal/testsshd"
 )
 
@@ -50,15 +48,8 @@ func (l *lockedBuffer) String() string {
 func serve(t *testing.T, mods ...func(*Options)) *served {
 	t.Helper()
 	t.Setenv("HOME", t.TempDir())
-	root := t.TempDir()
-	dir := filepath.Join(root, "demo")
-	if err := store.InitWorkspace(dir, "demo", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	settings, err := OpenSettings(filepath.Join(root, "serve.json"), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts, root := demoOptions(t)
+	dir, settings := opts.Repos["demo"], opts.Settings
 	sv := &served{dir: dir, settings: settings, writer: testsshd.NewKey(t, "writer"), reader: testsshd.NewKey(t, "reader"), log: &lockedBuffer{}}
 	for key, role := range map[testsshd.Key]string{sv.writer: RoleWrite, sv.reader: RoleRead} {
 		line, err := os.ReadFile(key.Public)
@@ -69,8 +60,7 @@ func serve(t *testing.T, mods ...func(*Options)) *served {
 			t.Fatal(err)
 		}
 	}
-	opts := Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(root, "host_ed25519"), Settings: settings,
-		Repos: map[string]string{"demo": dir}, Log: slog.New(slog.NewTextHandler(sv.log, nil))}
+	opts.Log = slog.New(slog.NewTextHandler(sv.log, nil))
 	for _, m := range mods {
 		m(&opts)
 	}

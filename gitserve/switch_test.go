@@ -17,18 +17,10 @@ import (
 // off (nothing listens), and on again; a refused key calls changed, and Approve lets it in.
 func TestSwitch(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
-	root := t.TempDir()
-	dir := filepath.Join(root, "demo")
-	if err := store.InitWorkspace(dir, "demo", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	settings, err := OpenSettings(filepath.Join(root, "serve.json"), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts, root := demoOptions(t)
+	dir, settings := opts.Repos["demo"], opts.Settings
 	var changes atomic.Int32
-	w := NewSwitch(Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(root, "host"), Settings: settings,
-		Repos: map[string]string{"demo": dir}, Log: slog.New(slog.DiscardHandler)}, func() { changes.Add(1) })
+	w := NewSwitch(opts, func() { changes.Add(1) })
 	defer w.Stop()
 	if srv, _ := w.Server(); srv != nil {
 		t.Fatal("a new switch is on")
@@ -78,17 +70,7 @@ func TestSwitch(t *testing.T) {
 // listeners Serve has registered, so a stop that came before Serve registered ours left it in
 // Accept for ever (seen as TestSwitch's deferred Stop hanging).
 func TestStopRightAfterStart(t *testing.T) {
-	root := t.TempDir()
-	dir := filepath.Join(root, "demo")
-	if err := store.InitWorkspace(dir, "demo", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	settings, err := OpenSettings(filepath.Join(root, "serve.json"), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(root, "host"), Settings: settings,
-		Repos: map[string]string{"demo": dir}, Log: slog.New(slog.DiscardHandler)}
+	opts, _ := demoOptions(t)
 	for i := range 300 {
 		srv, err := New(opts)
 		if err != nil {
@@ -108,4 +90,21 @@ func TestStopRightAfterStart(t *testing.T) {
 			t.Fatalf("round %d: Run did not end within 5 s of a stop right after it was ready", i)
 		}
 	}
+}
+
+// demoOptions are a server's options for one new workspace, demo, with empty settings, on a
+// free port, logging nothing; root is the temporary folder that holds them all.
+func demoOptions(t *testing.T) (opts Options, root string) {
+	t.Helper()
+	root = t.TempDir()
+	dir := filepath.Join(root, "demo")
+	if err := store.InitWorkspace(dir, "demo", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := OpenSettings(filepath.Join(root, "serve.json"), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(root, "host"), Settings: settings,
+		Repos: map[string]string{"demo": dir}, Log: slog.New(slog.DiscardHandler)}, root
 }
